@@ -1,0 +1,5 @@
+"""``python -m audiotagger``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Project-wide constants: the AudioSet label space and the tagger's defaults.
+
+VGGish's own constants live in :mod:`audiotagger.vggish.params` (named as in Google's
+``vggish_params.py``); PANNs' in :mod:`audiotagger.panns.params`. The CLI's ``--help`` and the README
+quote the defaults below, so change them here only.
+"""
+
+NUM_CLASSES = 527
+"""Number of AudioSet classes (``class_labels_indices.csv``)."""
+
+SPEECH_MID = "/m/09x0r"
+"""Class 0, hidden unless ``--show-music-speech`` (SPEC §6.3)."""
+MUSIC_MID = "/m/04rlf"
+"""Class 137, hidden unless ``--show-music-speech``."""
+SILENCE_MID = "/m/028v0c"
+"""Class 500; in ``--compat`` selection it replaces every other tag of its second."""
+
+CLIP_SECONDS = 10
+"""Rows per classifier input: AudioSet clips are 10 one-second embeddings."""
+EMBEDDING_SIZE = 128
+"""Width of one AudioSet (PCA-quantised VGGish) embedding."""
+
+DEFAULT_LEFT = 3
+"""Seconds of context before the current one (README example of the original tool)."""
+DEFAULT_RIGHT = 1
+"""Seconds of context after the current one."""
+DEFAULT_THRESHOLD = 0.1
+"""Minimum probability for a class to be shown."""
+DEFAULT_TOP_K = 5
+"""Most classes shown per second."""
+
+DEFAULT_BATCH_SIZE = 500
+"""Training batch size (all published trainers)."""
+DEFAULT_HIDDEN_UNITS = 600
+"""Hidden units of the multi-level attention model (Yu et al. 2018)."""
+DEFAULT_DROPOUT = 0.4
+"""Dropout of the multi-level attention model."""
+DEFAULT_LEVELS = (2, 3)
+"""Attention heads used by default (Yu et al. 2018)."""
