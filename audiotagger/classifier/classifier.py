@@ -1,0 +1,129 @@
+"""Load a trained attention classifier and apply it to uint8 embedding windows."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError, ParameterError
+from ..params import CLIP_SECONDS, EMBEDDING_SIZE
+from .store import read_model_file, restore_weights
+
+DEFAULT_MODEL_NAME = "default.npz"
+"""File name of the packaged default classifier inside ``audiotagger/data/models/``."""
+
+
+def default_model_path() -> Path:
+    """Return the path of the packaged default classifier (``audiotagger/data/models/default.npz``)."""
+    return Path(str(resources.files("audiotagger") / "data" / "models" / DEFAULT_MODEL_NAME))
+
+
+class Classifier:
+    """A Keras attention classifier with its config; ``predict`` maps uint8 windows to probabilities.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Maps scaled (batch, 10, 128) float32 inputs to (batch, classes) probabilities.
+    config : dict
+        The model config (``build_model`` keywords, plus ``name`` when known).
+    name : str
+        Identifier recorded in outputs (model id).
+    """
+
+    def __init__(self, model, config: dict, name: str):
+        import tensorflow as tf
+
+        self.model = model
+        self.config = dict(config)
+        self.name = name
+        self.num_classes = int(config.get("num_classes", model.output_shape[-1]))
+        self._forward = tf.function(
+            lambda q: model(tf.cast(q, tf.float32) / 128.0 - 1.0, training=False),
+            input_signature=[tf.TensorSpec((None, CLIP_SECONDS, EMBEDDING_SIZE), tf.uint8)],
+            reduce_retracing=True,
+        )
+
+    def predict(self, windows, batch_size: int = 1024) -> np.ndarray:
+        """Classify windows of AudioSet embeddings.
+
+        Parameters
+        ----------
+        windows : array_like of uint8, shape (n, 10, 128)
+            Quantised embeddings; scaled here as ``(q - 128) / 128``, one batch at a time.
+        batch_size : int
+            Windows per model call.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (n, classes)
+        """
+        windows = np.asarray(windows)
+        if windows.ndim != 3 or windows.shape[1:] != (CLIP_SECONDS, EMBEDDING_SIZE):
+            raise ParameterError(f"Classifier.predict: expected windows of shape (n, {CLIP_SECONDS}, "
+                                 f"{EMBEDDING_SIZE}), got {windows.shape}")
+        if windows.dtype != np.uint8:
+            raise ParameterError(f"Classifier.predict: expected uint8 embeddings, got {windows.dtype}")
+        if batch_size < 1:
+            raise ParameterError(f"batch_size: must be >= 1, got {batch_size}")
+        out = np.empty((windows.shape[0], self.num_classes), dtype=np.float32)
+        for start in range(0, windows.shape[0], batch_size):
+            out[start:start + batch_size] = self._forward(windows[start:start + batch_size]).numpy()
+        return out
+
+    def __repr__(self) -> str:
+        return f"Classifier(name={self.name!r}, config={self.config!r})"
+
+
+def load_classifier(spec: str | os.PathLike | None = None) -> Classifier:
+    """Load a classifier.
+
+    Parameters
+    ----------
+    spec : path-like or None
+        None or ``"default"``: the packaged default model. Otherwise a classifier ``.npz`` written by
+        ``audiotagger train`` (best model, any iteration checkpoint, averaged model) or a Keras
+        ``.keras`` file of a model built from :mod:`audiotagger.classifier.models`.
+
+    Returns
+    -------
+    Classifier
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, unreadable or does not fit the model its config describes.
+    """
+    from .models import build_model
+
+    path = default_model_path() if spec is None or str(spec) == "default" else Path(spec)
+    if path.suffix == ".keras":
+        return _load_keras(path)
+    config, weights, meta, npz = read_model_file(path)
+    npz.close()
+    try:
+        model = build_model(**config)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: invalid model config ({exc})") from None
+    restore_weights(model, weights, path)
+    name = config.get("name") or meta.get("name") or path.stem
+    return Classifier(model, config, name)
+
+
+def _load_keras(path: Path) -> Classifier:
+    import keras
+
+    from . import layers  # noqa: F401  (registers AttentionPooling)
+
+    if not path.is_file():
+        raise ModelError(f"{path}: classifier file not found")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # keras raises many types for a bad archive
+        raise ModelError(f"{path}: cannot load Keras model ({type(exc).__name__}: {exc})") from None
+    if tuple(model.input_shape[1:]) != (CLIP_SECONDS, EMBEDDING_SIZE):
+        raise ModelError(f"{path}: model input is {model.input_shape}, expected (None, 10, 128)")
+    return Classifier(model, {"name": path.stem, "num_classes": int(model.output_shape[-1])}, path.stem)

@@ -1,0 +1,154 @@
+"""Builders of the attention classifiers over (10, 128) AudioSet embeddings (SPEC §4).
+
+``build_model(**config)`` rebuilds any model the trainer writes from the ``config`` dict stored with its
+weights, so tagging needs this module (and :mod:`.layers`) only, never the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..errors import ParameterError
+from ..params import (
+    CLIP_SECONDS,
+    DEFAULT_DROPOUT,
+    DEFAULT_HIDDEN_UNITS,
+    DEFAULT_LEVELS,
+    EMBEDDING_SIZE,
+    NUM_CLASSES,
+)
+
+MODEL_TYPES = ("multi-level-attention", "single-attention", "feature-attention", "average", "max")
+"""``--model-type`` choices: Yu et al. 2018 (default), Kong et al. 2018, Kong et al. 2019, two baselines."""
+
+ATTENTIONS = ("softmax", "sigmoid")
+"""Attention activations: softmax over classes (the released Keras models) or sigmoid (Kong's PyTorch)."""
+
+
+def check_levels(levels: Iterable[int]) -> tuple[int, ...]:
+    """Validate ``--levels``: a non-empty subset of {1, 2, 3}; returns it sorted without repeats.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``--levels`` and the bad value.
+    """
+    try:
+        chosen = tuple(sorted({int(v) for v in levels}))
+    except (TypeError, ValueError):
+        raise ParameterError(f"--levels: expected integers from 1 to 3, got {levels!r}") from None
+    if not chosen or not set(chosen) <= {1, 2, 3}:
+        raise ParameterError(f"--levels: must be a non-empty subset of 1 2 3, got {list(levels)!r}")
+    return chosen
+
+
+def model_config(model_type: str = "multi-level-attention", levels: Iterable[int] = DEFAULT_LEVELS,
+                 hidden_units: int = DEFAULT_HIDDEN_UNITS, dropout: float = DEFAULT_DROPOUT,
+                 attention: str = "softmax", num_classes: int = NUM_CLASSES) -> dict:
+    """Return the validated, JSON-serialisable config that :func:`build_model` accepts.
+
+    Parameters
+    ----------
+    model_type : str
+        One of :data:`MODEL_TYPES`.
+    levels : iterable of int
+        Hidden levels whose attention heads feed the output (multi-level attention only; order free).
+    hidden_units : int
+        Width of the three hidden layers.
+    dropout : float
+        Dropout rate after each hidden layer, in [0, 1).
+    attention : str
+        Attention activation, one of :data:`ATTENTIONS`.
+    num_classes : int
+        Output classes.
+
+    Raises
+    ------
+    ParameterError
+        For any value out of range, naming the flag.
+    """
+    if model_type not in MODEL_TYPES:
+        raise ParameterError(f"--model-type: unknown {model_type!r} (choose from {', '.join(MODEL_TYPES)})")
+    if attention not in ATTENTIONS:
+        raise ParameterError(f"--attention: unknown {attention!r} (choose from {', '.join(ATTENTIONS)})")
+    if int(hidden_units) < 1:
+        raise ParameterError(f"--hidden-units: must be >= 1, got {hidden_units}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ParameterError(f"--dropout: must be in [0, 1), got {dropout}")
+    return {
+        "model_type": model_type,
+        "levels": list(check_levels(levels)) if model_type == "multi-level-attention" else [3],
+        "hidden_units": int(hidden_units),
+        "dropout": float(dropout),
+        "attention": attention,
+        "num_classes": int(num_classes),
+    }
+
+
+def build_model(model_type: str = "multi-level-attention", levels: Iterable[int] = DEFAULT_LEVELS,
+                hidden_units: int = DEFAULT_HIDDEN_UNITS, dropout: float = DEFAULT_DROPOUT,
+                attention: str = "softmax", num_classes: int = NUM_CLASSES, **_ignored):
+    """Build an uncompiled Keras model: (batch, 10, 128) float inputs to (batch, classes) probabilities.
+
+    Parameters are those of :func:`model_config` (extra keys of a stored config, such as ``name``, are
+    ignored). The input is the scaled embedding ``(q - 128) / 128``.
+
+    Returns
+    -------
+    keras.Model
+        Multi-level attention (SPEC §4.5): input BN → 3 × [Dense → BN → ReLU → Dropout]; for each chosen
+        level a head (cla = Dense → BN → sigmoid, att = Dense → BN → attention activation, attention
+        pooling); one level is the pooled vector itself, several are concatenated in level order; then
+        Dense → BN → sigmoid. ``--levels 2 3`` with 600 units is Yu et al.'s model (2,630,619 trainable
+        parameters).
+    """
+    import keras
+    from keras import layers
+
+    from .layers import AttentionPooling
+
+    cfg = model_config(model_type, levels, hidden_units, dropout, attention, num_classes)
+    units, rate, att_act, n_out = cfg["hidden_units"], cfg["dropout"], cfg["attention"], cfg["num_classes"]
+
+    inp = keras.Input(shape=(CLIP_SECONDS, EMBEDDING_SIZE), name="embedding")
+    x = layers.BatchNormalization(name="bn0")(inp)
+    hidden = []
+    for i in (1, 2, 3):
+        x = layers.Dense(units, name=f"dense_{i}")(x)
+        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = layers.Activation("relu", name=f"relu_{i}")(x)
+        x = layers.Dropout(rate, name=f"dropout_{i}")(x)
+        hidden.append(x)
+
+    if cfg["model_type"] == "multi-level-attention":
+        pooled = []
+        for level in cfg["levels"]:
+            h = hidden[level - 1]
+            cla = layers.Dense(n_out, name=f"cla_{level}")(h)
+            cla = layers.BatchNormalization(name=f"cla_{level}_bn")(cla)
+            cla = layers.Activation("sigmoid", name=f"cla_{level}_sigmoid")(cla)
+            att = layers.Dense(n_out, name=f"att_{level}")(h)
+            att = layers.BatchNormalization(name=f"att_{level}_bn")(att)
+            att = layers.Activation(att_act, name=f"att_{level}_{att_act}")(att)
+            pooled.append(AttentionPooling(name=f"pool_{level}")([cla, att]))
+        y = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="concat")(pooled)
+        y = layers.Dense(n_out, name="output")(y)
+        y = layers.BatchNormalization(name="output_bn")(y)
+        out = layers.Activation("sigmoid", name="probs")(y)
+    elif cfg["model_type"] == "single-attention":
+        cla = layers.Dense(n_out, activation="sigmoid", name="cla")(x)
+        att = layers.Dense(n_out, activation=att_act, name="att")(x)
+        out = AttentionPooling(name="probs")([cla, att])
+    elif cfg["model_type"] == "feature-attention":
+        cla = layers.Dense(units, name="cla")(x)
+        att = layers.Dense(units, activation="sigmoid", name="att")(x)
+        y = AttentionPooling(name="pool")([cla, att])
+        y = layers.BatchNormalization(name="pool_bn")(y)
+        y = layers.Activation("relu", name="pool_relu")(y)
+        y = layers.Dropout(rate, name="pool_dropout")(y)
+        out = layers.Dense(n_out, activation="sigmoid", name="probs")(y)
+    else:
+        cla = layers.Dense(n_out, activation="sigmoid", name="cla")(x)
+        pool = layers.GlobalAveragePooling1D if cfg["model_type"] == "average" else layers.GlobalMaxPooling1D
+        out = pool(name="probs")(cla)
+    return keras.Model(inp, out, name=cfg["model_type"].replace("-", "_"))

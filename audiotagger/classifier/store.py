@@ -1,0 +1,101 @@
+"""The classifier file format: one ``.npz`` holding the model config (JSON) and its weights.
+
+No pickle and no Keras-version-specific archive: ``config`` is a JSON string, ``weight_names`` a JSON list
+and ``w000``, ``w001``, ... the arrays of ``model.get_weights()`` (float32 or float16). Training
+checkpoints are the same file with extra ``opt*``/``sampler_*`` arrays and a ``train_state`` JSON string,
+so every checkpoint the trainer writes is also a classifier :func:`load_classifier` can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..fileio import atomic_save_npz
+
+FORMAT = "audiotagger-classifier"
+FORMAT_VERSION = 1
+
+
+def model_arrays(model, config: dict, *, dtype: str = "float32", extra: dict | None = None) -> dict:
+    """Return the named arrays that describe ``model`` (for :func:`write_model` or a checkpoint).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Built by :func:`audiotagger.classifier.models.build_model` from ``config``.
+    config : dict
+        JSON-serialisable model config (``build_model`` keywords plus optional ``name``/``description``).
+    dtype : {"float32", "float16"}
+        Storage type of floating-point weights.
+    extra : dict, optional
+        JSON-serialisable metadata stored as ``meta``.
+    """
+    arrays = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION),
+        "config": np.array(json.dumps(config, sort_keys=True)),
+        "weight_names": np.array(json.dumps([w.path for w in model.weights])),
+        "meta": np.array(json.dumps(extra or {}, sort_keys=True)),
+    }
+    for i, w in enumerate(model.get_weights()):
+        arrays[f"w{i:03d}"] = w.astype(dtype) if np.issubdtype(w.dtype, np.floating) else w
+    return arrays
+
+
+def write_model(path: str | os.PathLike, model, config: dict, *, dtype: str = "float32",
+                extra: dict | None = None) -> Path:
+    """Save ``model`` atomically as a classifier ``.npz`` and return the path."""
+    return atomic_save_npz(path, **model_arrays(model, config, dtype=dtype, extra=extra))
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[dict, list[np.ndarray], dict, np.lib.npyio.NpzFile]:
+    """Read and check a classifier ``.npz``.
+
+    Returns
+    -------
+    config : dict
+    weights : list of numpy.ndarray
+        In ``model.get_weights()`` order.
+    meta : dict
+    npz : numpy.lib.npyio.NpzFile
+        The open file (for extra arrays such as a checkpoint's optimizer state); caller closes it.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, not an npz, or not a classifier file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: classifier file not found")
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if str(npz["format"]) != FORMAT:
+            raise KeyError("format")
+        config = json.loads(str(npz["config"]))
+        meta = json.loads(str(npz["meta"])) if "meta" in npz.files else {}
+        n = len(json.loads(str(npz["weight_names"])))
+        weights = [npz[f"w{i:03d}"] for i in range(n)]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(f"{path}: not an audiotagger classifier file ({type(exc).__name__}: {exc})"
+                         ) from None
+    return config, weights, meta, npz
+
+
+def restore_weights(model, weights: list[np.ndarray], source: str | os.PathLike) -> None:
+    """Set ``model``'s weights from a list, checking count and shapes (ModelError naming ``source``)."""
+    expected = model.weights
+    if len(weights) != len(expected):
+        raise ModelError(f"{source}: {len(weights)} weight arrays, the model needs {len(expected)}")
+    for var, arr in zip(expected, weights, strict=True):
+        if tuple(arr.shape) != tuple(var.shape):
+            raise ModelError(f"{source}: weight {var.path} has shape {arr.shape}, "
+                             f"expected {tuple(var.shape)}")
+    model.set_weights([np.asarray(w, dtype=np.float32) if np.issubdtype(w.dtype, np.floating) else w
+                       for w in weights])
