@@ -1,0 +1,1 @@
+"""Training the attention classifier on AudioSet embeddings: data readers, samplers, metrics, loop, stats."""

@@ -1,0 +1,370 @@
+"""Readers of AudioSet embeddings: the official TFRecords (folder or glob) and the packed HDF5 layout.
+
+Both give an :class:`EmbeddingSet`: ``x`` uint8 (N, 10, 128), ``y`` bool (N, 527), ``video_ids`` (N,) str
+and ``n_frames`` (N,) — the real seconds per clip. Clips under 10 seconds are completed to 10 rows by
+cyclic tiling (:func:`audiotagger.classifier.tile_to_ten`, the rule the tagger uses for context windows);
+the packed HDF5 zero-pads them and records ``n_frames``, which is used to re-tile, so both readers return
+the same arrays for the same clips. Embeddings stay uint8: the scaling ``(q - 128) / 128`` happens per
+batch inside the model call, never on the whole set.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..classifier.tiling import retile
+from ..errors import AudioTaggerWarning, DataError
+from ..params import CLIP_SECONDS, EMBEDDING_SIZE, NUM_CLASSES
+from ..records import EMBEDDING_KEY, END_TIME_KEY, LABELS_KEY, START_TIME_KEY, VIDEO_ID_KEY
+
+SPLITS = ("bal_train", "unbal_train", "eval")
+"""AudioSet split names, as folder names (TFRecords) or ``<split>.h5`` files in a data folder."""
+TRAIN_SPLITS = ("bal_train", "unbal_train")
+
+
+@dataclass
+class EmbeddingSet:
+    """Clips of AudioSet embeddings with their labels.
+
+    Attributes
+    ----------
+    x : numpy.ndarray (or h5py.Dataset for lazy HDF5), uint8, shape (N, 10, 128)
+        Clips; rows past ``n_frames`` are already tiled unless ``lazy`` (then :meth:`batch` tiles them).
+    y : numpy.ndarray of bool, shape (N, 527)
+    video_ids : numpy.ndarray of str, shape (N,)
+    n_frames : numpy.ndarray of int16, shape (N,)
+        Real seconds per clip (1 to 10).
+    source : str
+        Where the clips came from (for messages).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    video_ids: np.ndarray
+    n_frames: np.ndarray
+    source: str = ""
+    lazy: bool = False
+    _keep: list = field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def batch(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(x uint8 (B, 10, 128), y bool (B, 527))`` for the clip indices ``idx`` (in that order)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.lazy:
+            order = np.argsort(idx, kind="stable")
+            uniq, inverse = np.unique(idx[order], return_inverse=True)
+            block = np.asarray(self.x[uniq])
+            x = np.empty((idx.size, *block.shape[1:]), dtype=np.uint8)
+            x[order] = block[inverse]
+            short = self.n_frames[idx] < CLIP_SECONDS
+            if short.any():
+                x[short] = retile(x[short], self.n_frames[idx][short])
+        else:
+            x = self.x[idx]
+        return x, self.y[idx]
+
+    def subset(self, idx) -> EmbeddingSet:
+        """Return the clips ``idx`` as a new in-memory set."""
+        idx = np.asarray(idx, dtype=np.int64)
+        x, y = self.batch(idx)
+        return EmbeddingSet(x, y, self.video_ids[idx], self.n_frames[idx], self.source)
+
+    def materialize(self) -> EmbeddingSet:
+        """Return an in-memory version of this set (itself when it already is)."""
+        return self.subset(np.arange(len(self))) if self.lazy else self
+
+
+def concatenate(sets: list[EmbeddingSet]) -> EmbeddingSet:
+    """Join sets in memory (uint8, no float copy)."""
+    if len(sets) == 1:
+        return sets[0]
+    sets = [s.materialize() for s in sets]
+    return EmbeddingSet(np.concatenate([s.x for s in sets]), np.concatenate([s.y for s in sets]),
+                        np.concatenate([s.video_ids for s in sets]),
+                        np.concatenate([s.n_frames for s in sets]), " + ".join(s.source for s in sets))
+
+
+# --- HDF5 -------------------------------------------------------------------------------------------------
+
+def read_h5(path: str | os.PathLike, *, lazy: bool = False) -> EmbeddingSet:
+    """Read the packed HDF5 layout (``x``, ``y``, ``video_id_list``, optional ``n_frames``).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.h5`` file.
+    lazy : bool
+        Keep ``x`` on disk (memory-mapped when stored contiguous and uncompressed, else read chunk-wise
+        per batch) — for sets larger than memory. Labels and ids are read into memory (small).
+
+    Returns
+    -------
+    EmbeddingSet
+
+    Raises
+    ------
+    DataError
+        Naming the file and the dataset whose shape or dtype is wrong.
+    """
+    import h5py
+
+    path = Path(path)
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open as HDF5 ({exc})") from None
+    try:
+        for key in ("x", "y", "video_id_list"):
+            if key not in fh:
+                raise DataError(f"{path}: no dataset {key!r} (expected x, y, video_id_list)")
+        dx, dy, dv = fh["x"], fh["y"], fh["video_id_list"]
+        n = dx.shape[0] if dx.ndim else 0
+        if dx.dtype != np.uint8 or dx.shape[1:] != (CLIP_SECONDS, EMBEDDING_SIZE):
+            raise DataError(f"{path}: x must be uint8 (N, {CLIP_SECONDS}, {EMBEDDING_SIZE}), "
+                            f"got {dx.dtype} {dx.shape}")
+        if dy.shape != (n, NUM_CLASSES) or not (dy.dtype == np.bool_ or np.issubdtype(dy.dtype, np.integer)):
+            raise DataError(f"{path}: y must be bool (N={n}, {NUM_CLASSES}), got {dy.dtype} {dy.shape}")
+        if dv.shape != (n,):
+            raise DataError(f"{path}: video_id_list must have shape ({n},), got {dv.shape}")
+        if n == 0:
+            raise DataError(f"{path}: contains no clips")
+        y = dy[()]
+        if y.dtype != np.bool_:
+            if y.min() < 0 or y.max() > 1:
+                raise DataError(f"{path}: y must hold 0/1 labels, found values {y.min()}..{y.max()}")
+            y = y.astype(bool)
+        video_ids = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in dv[()]])
+        if "n_frames" in fh:
+            n_frames = fh["n_frames"][()].astype(np.int16)
+            if n_frames.shape != (n,) or n_frames.min() < 1 or n_frames.max() > CLIP_SECONDS:
+                raise DataError(f"{path}: n_frames must be (N,) within 1..{CLIP_SECONDS}")
+        else:
+            n_frames = np.full(n, CLIP_SECONDS, dtype=np.int16)
+        if lazy:
+            x = _memmap(path, dx)
+            keep = [fh] if x is dx else []
+            if x is not dx:
+                fh.close()
+            return EmbeddingSet(x, y, video_ids, n_frames, str(path), lazy=True, _keep=keep)
+        x = dx[()]
+    except DataError:
+        fh.close()
+        raise
+    fh.close()
+    short = n_frames < CLIP_SECONDS
+    if short.any():
+        x[short] = retile(x[short], n_frames[short])
+    return EmbeddingSet(x, y, video_ids, n_frames, str(path))
+
+
+def _memmap(path: Path, dset):
+    """Memory-map a contiguous, uncompressed dataset; otherwise return the h5py dataset itself."""
+    offset = dset.id.get_offset()
+    if dset.chunks is None and dset.compression is None and offset is not None:
+        return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=dset.shape)
+    return dset
+
+
+# --- TFRecords --------------------------------------------------------------------------------------------
+
+def tfrecord_files(spec: str | os.PathLike) -> list[Path]:
+    """Resolve a folder, glob pattern or single file to a sorted list of ``.tfrecord`` files.
+
+    Raises
+    ------
+    DataError
+        If nothing matches.
+    """
+    text = str(spec)
+    if any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    elif Path(text).is_dir():
+        files = sorted(Path(text).glob("*.tfrecord"))
+    elif Path(text).is_file():
+        files = [Path(text)]
+    else:
+        raise DataError(f"{text}: no such file or folder")
+    if not files:
+        raise DataError(f"{text}: no .tfrecord files found")
+    return files
+
+
+def read_tfrecords(spec: str | os.PathLike, *, parallel: int | None = None) -> EmbeddingSet:
+    """Read AudioSet embedding TFRecords (``tf.train.SequenceExample``) in parallel with ``tf.data``.
+
+    Parameters
+    ----------
+    spec : path-like or str
+        A folder of ``*.tfrecord`` files (e.g. Google's ``bal_train/``), a glob pattern, or one file.
+    parallel : int, optional
+        Files read at once (default: tf.data autotuning).
+
+    Returns
+    -------
+    EmbeddingSet
+        Clips in file order (files sorted by name), tiled to 10 rows; clips with more than 10 seconds keep
+        the first 10; clips with no embedding are skipped with an :class:`AudioTaggerWarning`.
+
+    Raises
+    ------
+    DataError
+        For an unreadable record, an embedding that is not 128 bytes, or a label outside 0..526 —
+        naming the file.
+    """
+    import tensorflow as tf
+
+    files = tfrecord_files(spec)
+    autotune = tf.data.AUTOTUNE
+    n_par = parallel or autotune
+    context = {
+        VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        START_TIME_KEY: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+        END_TIME_KEY: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+        LABELS_KEY: tf.io.VarLenFeature(tf.int64),
+    }
+    sequence = {EMBEDDING_KEY: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)}
+
+    def parse(file_index, serialized):
+        ctx, seq, lengths = tf.io.parse_sequence_example(serialized, context_features=context,
+                                                         sequence_features=sequence)
+        emb = seq[EMBEDDING_KEY][:, :CLIP_SECONDS]
+        width = tf.strings.length(emb)                                  # 0 for padding
+        raw = tf.io.decode_raw(emb, tf.uint8, fixed_length=EMBEDDING_SIZE)
+        pad = CLIP_SECONDS - tf.shape(raw)[1]
+        raw = tf.pad(raw, [[0, 0], [0, pad], [0, 0]])
+        width = tf.pad(width, [[0, 0], [0, pad]])
+        labels = ctx[LABELS_KEY]
+        return {"file": file_index, "x": raw, "width": width,
+                "n": tf.cast(lengths[EMBEDDING_KEY], tf.int32), "id": ctx[VIDEO_ID_KEY],
+                "lab_row": tf.cast(labels.indices[:, 0], tf.int32), "lab": labels.values}
+
+    names = [str(f) for f in files]
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(names), dtype=tf.int32), names))
+    ds = ds.interleave(
+        lambda i, f: tf.data.TFRecordDataset(f).map(lambda s: (i, s)),
+        cycle_length=min(64, len(names)), block_length=1, num_parallel_calls=n_par, deterministic=True)
+    ds = ds.batch(2048)
+    ds = ds.map(parse, num_parallel_calls=n_par, deterministic=True).prefetch(autotune)
+
+    xs, ids, ns, rows, labs, fidx = [], [], [], [], [], []
+    total = 0
+    try:
+        for part in ds.as_numpy_iterator():
+            b = part["x"].shape[0]
+            width, n = part["width"], part["n"]
+            valid = np.arange(CLIP_SECONDS)[None, :] < np.minimum(n, CLIP_SECONDS)[:, None]
+            bad = valid & (width != EMBEDDING_SIZE)
+            if bad.any():
+                i = int(np.argwhere(bad)[0, 0])
+                raise DataError(f"{names[part['file'][i]]}: clip {part['id'][i].decode()!r} has an "
+                                f"embedding of {int(width[bad][0])} bytes, expected {EMBEDDING_SIZE}")
+            lab = part["lab"]
+            if lab.size and (lab.min() < 0 or lab.max() >= NUM_CLASSES):
+                j = int(np.argmax((lab < 0) | (lab >= NUM_CLASSES)))
+                i = int(part["lab_row"][j])
+                raise DataError(f"{names[part['file'][i]]}: clip {part['id'][i].decode()!r} has label "
+                                f"{int(lab[j])} outside 0..{NUM_CLASSES - 1}")
+            xs.append(part["x"])
+            ids.append(part["id"])
+            ns.append(n)
+            fidx.append(part["file"])
+            rows.append(part["lab_row"].astype(np.int64) + total)
+            labs.append(lab)
+            total += b
+    except tf.errors.OpError as exc:
+        raise DataError(f"{spec}: cannot read TFRecords ({exc.message.splitlines()[0]})") from None
+    if total == 0:
+        raise DataError(f"{spec}: the TFRecord files hold no examples")
+    x = np.concatenate(xs)
+    n_frames = np.minimum(np.concatenate(ns), CLIP_SECONDS).astype(np.int16)
+    y = np.zeros((total, NUM_CLASSES), dtype=bool)
+    y[np.concatenate(rows), np.concatenate(labs)] = True
+    video_ids = np.array([v.decode() for v in np.concatenate(ids)])
+    keep = n_frames > 0
+    if not keep.all():
+        warnings.warn(f"{spec}: skipped {int((~keep).sum())} clip(s) without embeddings",
+                      AudioTaggerWarning, stacklevel=2)
+        x, y, video_ids, n_frames = x[keep], y[keep], video_ids[keep], n_frames[keep]
+    short = n_frames < CLIP_SECONDS
+    if short.any():
+        x[short] = retile(x[short], n_frames[short])
+    return EmbeddingSet(x, y, video_ids, n_frames, str(spec))
+
+
+# --- any source -------------------------------------------------------------------------------------------
+
+def read_embeddings(spec: str | os.PathLike, *, lazy: bool = False) -> EmbeddingSet:
+    """Read one source: an ``.h5`` file, a folder/glob of TFRecords, or one ``.tfrecord`` file.
+
+    Raises
+    ------
+    DataError
+        If the source does not exist, holds nothing, or is malformed.
+    """
+    text = str(spec)
+    path = Path(text)
+    if path.suffix in (".h5", ".hdf5") and path.is_file():
+        return read_h5(path, lazy=lazy)
+    if any(c in text for c in "*?["):
+        matches = sorted(glob.glob(text, recursive=True))
+        if matches and all(m.endswith((".h5", ".hdf5")) for m in matches):
+            return concatenate([read_h5(m, lazy=lazy) for m in matches])
+    if path.is_dir() and not any(path.glob("*.tfrecord")):
+        found = find_splits(path)
+        if found:
+            return concatenate([read_embeddings(found[s], lazy=lazy) for s in found])
+    return read_tfrecords(spec)
+
+
+def find_splits(folder: str | os.PathLike) -> dict[str, Path]:
+    """Find AudioSet splits in a folder: ``<split>.h5`` files (preferred) or ``<split>/`` TFRecord folders.
+
+    Returns
+    -------
+    dict
+        Split name → path, for the splits of :data:`SPLITS` present, in that order.
+    """
+    folder = Path(folder)
+    found = {}
+    for split in SPLITS:
+        h5 = folder / f"{split}.h5"
+        if h5.is_file():
+            found[split] = h5
+        elif (folder / split).is_dir() and any((folder / split).glob("*.tfrecord")):
+            found[split] = folder / split
+    return found
+
+
+def load_training_data(data_dir: str | os.PathLike, *, lazy: bool = False
+                       ) -> tuple[EmbeddingSet, EmbeddingSet | None]:
+    """Resolve ``--data-dir`` to a training set and, when the folder has one, an evaluation set.
+
+    A folder laid out like the original trainers' (``bal_train.h5`` / ``unbal_train.h5`` / ``eval.h5``,
+    or Google's ``bal_train/`` / ``unbal_train/`` / ``eval/`` TFRecord folders; an ``.h5`` is preferred to a
+    folder of the same split) trains on the training splits present and evaluates on ``eval``. Any other
+    source (one ``.h5``, a TFRecord folder or glob) is the training set, with no evaluation set.
+
+    Raises
+    ------
+    DataError
+        If there is no training data.
+    """
+    path = Path(str(data_dir))
+    if path.is_dir() and not any(path.glob("*.tfrecord")):
+        found = find_splits(path)
+        train = [found[s] for s in TRAIN_SPLITS if s in found]
+        if not train:
+            raise DataError(f"{path}: no training data (expected bal_train.h5/unbal_train.h5, "
+                            "bal_train/ or unbal_train/ TFRecord folders, or .tfrecord files)")
+        train_set = concatenate([read_embeddings(p, lazy=lazy) for p in train])
+        eval_set = read_embeddings(found["eval"], lazy=lazy) if "eval" in found else None
+        return train_set, eval_set
+    return read_embeddings(data_dir, lazy=lazy), None
