@@ -20,6 +20,7 @@ from .common import EXIT_FAILED, EXIT_USAGE, error_line
 # (which sets ``func``) and a ``run(args) -> int``.
 _COMMANDS = (
     "embed",
+    "models",
 )
 
 
