@@ -19,6 +19,7 @@ from .common import EXIT_FAILED, EXIT_USAGE, error_line
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``add_parser(subparsers)``
 # (which sets ``func``) and a ``run(args) -> int``.
 _COMMANDS = (
+    "tag",
     "embed",
     "models",
 )

@@ -1,0 +1,172 @@
+"""``audiotagger tag``: AudioSet sound-event tags of audio/video files as subtitles, tables, plots, video."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import warnings
+from pathlib import Path
+
+from ..params import DEFAULT_LEFT, DEFAULT_RIGHT, DEFAULT_THRESHOLD, DEFAULT_TOP_K
+from .common import (
+    expand_inputs,
+    nonnegative_int,
+    positive_int,
+    probability,
+    run_each,
+)
+
+# Keep in step with audiotagger.tag.writers (not imported here: the CLI module stays light).
+_FORMATS = "srt, vtt, tsv, csv, json, npz, txt, png, mp4"
+_SMOOTH_DEFAULT = 5
+
+
+def str2bool(text: str) -> bool:
+    """Argparse type: yes/true/t/y/1 or no/false/f/n/0 (the original tool's spellings)."""
+    value = text.strip().lower()
+    if value in ("yes", "true", "t", "y", "1"):
+        return True
+    if value in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (yes/no), got {text!r}")
+
+
+def add_parser(sub) -> None:
+    """Register the ``tag`` subcommand."""
+    p = sub.add_parser(
+        "tag", help="tag sound events in audio/video files (SRT, VTT, TSV, CSV, JSON, NPZ, TXT, PNG, MP4)",
+        description="Tag the AudioSet sound events heard in each second of audio or video files and write "
+                    "subtitles, tables, the probability matrix, plots or a subtitled copy of a video.",
+        epilog="Display options (--threshold ... --per-second) not given on the command line take, with "
+               "--from-probs, the values stored in the .npz, so the same files are re-rendered.")
+    p.add_argument("inputs", nargs="*", metavar="IN", help="audio/video files, folders or glob patterns")
+    p.add_argument("-o", "--output-dir", "--output_dir", dest="output_dir", default=".", metavar="DIR",
+                   help="folder for the outputs <stem>.<ext> (default: .)")
+    p.add_argument("-f", "--format", "--output-format", "--output_format", dest="formats", default=None,
+                   metavar="FORMATS",
+                   help=f"comma-separated output formats from {_FORMATS}, or all (default: srt,npz); "
+                        "mp4 writes <stem>.tagged.mp4")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=None, metavar="NAME|PATH",
+                   help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'")
+    m.add_argument("--checkpoint", default=None, metavar="CKPT", help="VGGish checkpoint (vggish_model.ckpt)")
+    m.add_argument("--pca-params", "--pca_params", dest="pca_params", default=None, metavar="NPZ",
+                   help="VGGish PCA parameters (vggish_pca_params.npz)")
+    m.add_argument("--model-dir", "--model_dir", dest="model_dir", default=None, metavar="DIR",
+                   help="model cache folder (default: $AUDIOTAGGER_HOME or ~/.cache/audiotagger)")
+    m.add_argument("--offline", action="store_true", default=None, help="never download a model")
+    m.add_argument("--left", type=nonnegative_int, default=DEFAULT_LEFT, metavar="N",
+                   help=f"seconds of context before each second (default: {DEFAULT_LEFT})")
+    m.add_argument("--right", type=nonnegative_int, default=DEFAULT_RIGHT, metavar="N",
+                   help=f"seconds of context after each second (default: {DEFAULT_RIGHT})")
+    m.add_argument("--batch-size", type=positive_int, default=1024, metavar="N",
+                   help="context windows per classifier call (default: 1024)")
+    d = p.add_argument_group("display")
+    d.add_argument("--threshold", type=probability, default=None, metavar="T",
+                   help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
+    d.add_argument("--top-k", "--top_k", dest="top_k", type=positive_int, default=None, metavar="K",
+                   help=f"most tags per second, and lines per step in txt (default: {DEFAULT_TOP_K})")
+    d.add_argument("--show-music-speech", "--show_music_speech", dest="show_music_speech", type=str2bool,
+                   nargs="?", const=True, default=None, metavar="BOOL",
+                   help="also show Speech and Music (hidden by default, as in the original)")
+    d.add_argument("--exclude", action="append", default=None, metavar="CLASS",
+                   help="hide a class (display name, mid or index); repeat for more")
+    d.add_argument("--compat", action="store_true", default=None,
+                   help="the original selection rule: 3 to 5 tags per second, Silence alone, '--' between "
+                        "tags (ignores --top-k)")
+    d.add_argument("--smooth", type=nonnegative_int, nargs="?", const=_SMOOTH_DEFAULT, default=None,
+                   metavar="N", help=f"causal moving average over N steps before selection (--smooth alone: "
+                                     f"{_SMOOTH_DEFAULT}; default: off)")
+    d.add_argument("--smooth-size", "--smooth_size", dest="smooth", type=nonnegative_int,
+                   help=argparse.SUPPRESS)
+    d.add_argument("--per-second", action="store_true", default=None,
+                   help="one cue per second like the original (default: merge identical neighbours)")
+    d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
+    b = p.add_argument_group("inputs and outputs")
+    b.add_argument("--from-probs", action="append", default=None, metavar="NPZ",
+                   help="re-render from a probability matrix saved with -f npz (no model is run)")
+    b.add_argument("-r", "--recursive", action="store_true",
+                   help="descend into folders; outputs mirror the input tree under -o")
+    b.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
+    b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
+    p.set_defaults(func=run)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"audiotagger: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tag`` on every input; returns the exit code (0, 1 if some input failed)."""
+    from ..errors import DataError, ParameterError
+    from ..tag.result import load_result
+    from ..tag.select import Selection
+    from ..tag.tagger import Tagger, media_source, output_paths, resolve_display, write_outputs
+    from ..tag.windows import check_context
+    from ..tag.writers import parse_formats
+
+    formats = parse_formats(args.formats)
+    from_probs = args.from_probs is not None
+    if from_probs and args.inputs:
+        raise ParameterError("--from-probs: give the .npz files to --from-probs, not as inputs")
+    if not from_probs and not args.inputs:
+        raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
+    check_context(args.left, args.right)
+    display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
+               "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
+               "smooth": args.smooth, "per_second": args.per_second}
+    resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
+    specs = args.from_probs if from_probs else args.inputs
+    exts = frozenset({".npz"}) if from_probs else None
+    items, problems = expand_inputs(specs, recursive=args.recursive,
+                                    **({"extensions": exts} if exts else {}))
+
+    plans: dict = {}
+    claimed: dict[Path, Path] = {}
+    for item in items:
+        paths = output_paths(item.path, args.output_dir, formats, item.rel_dir)
+        clash = [(p, claimed[p.resolve()]) for p in paths.values() if p.resolve() in claimed]
+        for p in paths.values():
+            claimed.setdefault(p.resolve(), item.path)
+        pending = {f: p for f, p in paths.items()
+                   if (args.overwrite or not p.exists()) and p.resolve() != item.path.resolve()}
+        plans[item] = (pending, clash)
+
+    tagger = None
+    if not from_probs and any(pending and not clash for pending, clash in plans.values()):
+        tagger = Tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
+                        model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+
+    def work(item) -> bool:
+        pending, clash = plans[item]
+        if clash:
+            out, other = clash[0]
+            raise DataError(f"{item.path}: output {out} is also the output of {other}; tag them into "
+                            "separate -o folders")
+        if not pending:
+            if not args.quiet:
+                print(f"audiotagger: {item.path}: outputs exist, skipping (use --overwrite to redo)",
+                      file=sys.stderr)
+            return False
+        source = None
+        if from_probs:
+            result, stored = load_result(item.path)
+            options = resolve_display(display, stored)
+            source = media_source(result)
+        else:
+            options = resolve_display(display)
+            result = tagger.tag(item.path, left=args.left, right=args.right, progress=not args.quiet)
+        sel = Selection(result, options)
+        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source)
+        if not args.quiet:
+            print(sel.summary_text(), flush=True)
+        return True
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        with contextlib.suppress(AttributeError):
+            sys.stdout.reconfigure(errors="replace")
+        report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
+    return report.exit_code

@@ -1,0 +1,284 @@
+"""Tag audio/video files: embeddings → context windows → classifier → :class:`TagResult` → outputs.
+
+:class:`Tagger` loads the models once and tags any number of inputs; :func:`tag_file` mirrors the
+``audiotagger tag`` command (every flag is a keyword) and reuses one ``Tagger`` per model setting.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import AudioError, AudioTaggerWarning, ParameterError
+from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT
+from .result import TagResult, load_result
+from .select import DisplayOptions, Selection
+from .windows import check_context, context_windows
+from .writers import get_writer, parse_formats
+
+DEFAULT_BATCH_SIZE = 1024
+"""Context windows per classifier call."""
+
+_PROGRESS_MIN_WINDOWS = 4 * DEFAULT_BATCH_SIZE
+"""Show a per-file progress bar over the classifier only for files at least this long (seconds)."""
+
+
+def _is_panns(model: str | os.PathLike | None) -> bool:
+    return model is not None and (str(model).startswith("panns-") or str(model).endswith(".pth"))
+
+
+class Tagger:
+    """VGGish embedder + attention classifier, loaded once and applied to many inputs.
+
+    Parameters
+    ----------
+    model : str or path-like, optional
+        Classifier: None/``"default"`` for the packaged default model, or the path of any model written
+        by ``audiotagger train``.
+    checkpoint : path-like, optional
+        VGGish checkpoint (``vggish_model.ckpt``); default: the model cache.
+    pca_params : path-like, optional
+        ``vggish_pca_params.npz``; default: the model cache.
+    model_dir : path-like, optional
+        Model cache folder.
+    offline : bool, optional
+        Never download.
+    batch_size : int
+        Context windows per classifier call.
+    """
+
+    backend = "vggish"
+
+    def __init__(self, model: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
+                 pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
+                 offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
+        if _is_panns(model):
+            raise ParameterError(f"--model: {model}: the PANNs backend is not available in this build")
+        from ..classifier import load_classifier
+        from ..vggish.embed import VGGishEmbedder
+
+        if int(batch_size) < 1:
+            raise ParameterError(f"--batch-size: must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.classifier = load_classifier(model)
+        self.embedder = VGGishEmbedder(checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir,
+                                       offline=offline)
+        self.model_name = str(self.classifier.name)
+
+    def classify(self, embedding: np.ndarray, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, *,
+                 progress: bool = False, desc: str = "seconds") -> np.ndarray:
+        """Probabilities of every second from its context window.
+
+        Parameters
+        ----------
+        embedding : numpy.ndarray, uint8, shape (n, 128)
+            One AudioSet embedding per second.
+        left, right : int
+            Context seconds before/after each second.
+        progress : bool
+            Show a progress bar (only for long inputs).
+        desc : str
+            Progress-bar label.
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (n, 527)
+        """
+        windows = context_windows(np.asarray(embedding, dtype=np.uint8), left, right)
+        n = windows.shape[0]
+        if not progress or n < _PROGRESS_MIN_WINDOWS:
+            return self.classifier.predict(windows, batch_size=self.batch_size)
+        import sys
+
+        from tqdm.auto import tqdm
+
+        out = np.empty((n, self.classifier.num_classes), dtype=np.float32)
+        with tqdm(total=n, desc=desc, unit="s", leave=False, file=sys.stderr) as bar:
+            for start in range(0, n, self.batch_size):
+                stop = min(start + self.batch_size, n)
+                out[start:stop] = self.classifier.predict(windows[start:stop], batch_size=self.batch_size)
+                bar.update(stop - start)
+        return out
+
+    def _result(self, source: str, emb, left: int, right: int, progress: bool) -> TagResult:
+        embedding = np.asarray(emb.embedding)
+        if embedding.shape[0] == 0:
+            raise AudioError(f"{source}: no audio to tag")
+        probs = self.classify(embedding, left, right, progress=progress, desc=Path(source).name)
+        hop = float(emb.times[1] - emb.times[0]) if len(emb.times) > 1 else 1.0
+        meta = {"model": self.model_name, "backend": self.backend, "left": left, "right": right,
+                "version": __version__}
+        if Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        return TagResult(source=source, times=np.asarray(emb.times, dtype=np.float64), probs=probs, hop=hop,
+                         window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
+                         duration=float(emb.duration), meta=meta)
+
+    def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
+            progress: bool = False) -> TagResult:
+        """Tag one file.
+
+        Parameters
+        ----------
+        path : path-like
+            Any audio or video file ffmpeg can decode.
+        left, right : int
+            Context seconds before/after each second.
+        progress : bool
+            Progress bar for long files.
+
+        Returns
+        -------
+        TagResult
+            One step per second (``hop`` 1 s); audio under one second is padded to one step (with an
+            :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend).
+        """
+        left, right = check_context(left, right)
+        emb = self.embedder.embed_file(path, hop=1.0)
+        return self._result(str(path), emb, left, right, progress)
+
+    def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
+                     source: str = "<waveform>") -> TagResult:
+        """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
+        left, right = check_context(left, right)
+        emb = self.embedder.embed_waveform(x, sr, hop=1.0)
+        return self._result(source, emb, left, right, False)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_tagger(model, checkpoint, pca_params, model_dir, offline, batch_size) -> Tagger:
+    return Tagger(model, checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir, offline=offline,
+                  batch_size=batch_size)
+
+
+def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger:
+    """Return a :class:`Tagger` for these model settings, reusing one already loaded in this process."""
+    key = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in kwargs.items()}
+    return _cached_tagger(None if model is None else str(model), key.get("checkpoint"), key.get("pca_params"),
+                          key.get("model_dir"), key.get("offline"), key.get("batch_size", DEFAULT_BATCH_SIZE))
+
+
+def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[str],
+                 rel_dir: str | os.PathLike = "") -> dict[str, Path]:
+    """Where each format of one input goes: ``out_dir/rel_dir/<stem>.<extension>``."""
+    base = Path(out_dir) / rel_dir
+    return {fmt: base / f"{stem_path.stem}.{get_writer(fmt).extension}" for fmt in formats}
+
+
+def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = False, burn: bool = False,
+                  source: str | os.PathLike | None = None) -> list[Path]:
+    """Write every requested format of one selection.
+
+    Parameters
+    ----------
+    sel : Selection
+        Result + display options.
+    paths : dict of format to path
+        Destinations (see :func:`output_paths`).
+    overwrite : bool
+        Replace existing files; otherwise formats whose file exists are left alone.
+    burn : bool
+        ``mp4``: draw the tags onto the frames instead of adding a subtitle track.
+    source : path-like, optional
+        The media file (for ``png`` and ``mp4``); default ``sel.result.source``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    written = []
+    src = Path(source if source is not None else sel.result.source)
+    for fmt, path in paths.items():
+        if src.exists() and path.exists() and path.resolve() == src.resolve():
+            warnings.warn(f"{path}: is the input itself; not writing {fmt}", AudioTaggerWarning, stacklevel=2)
+            continue
+        if path.exists() and not overwrite:
+            continue
+        written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn))
+    return written
+
+
+def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = None,
+             formats: str | Iterable[str] | None = None, model: str | os.PathLike | None = None,
+             checkpoint: str | os.PathLike | None = None, pca_params: str | os.PathLike | None = None,
+             model_dir: str | os.PathLike | None = None, offline: bool | None = None,
+             left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, threshold: float | None = None,
+             top_k: int | None = None, show_music_speech: bool | None = None,
+             exclude: Iterable[str] | None = None,
+             compat: bool | None = None, smooth: int | None = None, per_second: bool | None = None,
+             burn: bool = False, overwrite: bool = False, from_probs: bool = False,
+             batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
+             tagger: Tagger | None = None) -> TagResult:
+    """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
+
+    Parameters
+    ----------
+    path : path-like
+        Audio/video file, or (``from_probs=True``) a probability ``.npz`` written by ``-f npz``.
+    output_dir : path-like, optional
+        Write the ``formats`` here as ``<stem>.<ext>``; None writes nothing.
+    formats : str or iterable of str, optional
+        ``"srt,npz"`` (default), ``"all"``, or a list of names from
+        :data:`audiotagger.tag.writers.FORMATS`.
+    model, checkpoint, pca_params, model_dir, offline, batch_size
+        Model selection (see :class:`Tagger`); ignored with ``tagger`` or ``from_probs``.
+    left, right : int
+        Context seconds before/after each second (ignored with ``from_probs``).
+    threshold, top_k, show_music_speech, exclude, compat, smooth, per_second
+        Display options (:class:`~audiotagger.tag.select.DisplayOptions`); None takes the value stored in
+        the ``.npz`` with ``from_probs``, else the default.
+    burn : bool
+        ``mp4``: draw the tags on the frames (re-encodes the video).
+    overwrite : bool
+        Replace existing outputs (otherwise they are kept).
+    from_probs : bool
+        Re-render from a saved probability matrix without running any model.
+    progress : bool
+        Progress bar over long files.
+    tagger : Tagger, optional
+        Already loaded models.
+
+    Returns
+    -------
+    TagResult
+    """
+    display = {"threshold": threshold, "top_k": top_k, "show_music_speech": show_music_speech,
+               "exclude": None if exclude is None else tuple(exclude), "compat": compat, "smooth": smooth,
+               "per_second": per_second}
+    fmts = parse_formats(formats)
+    source: str | os.PathLike | None = None
+    if from_probs:
+        result, stored = load_result(path)
+        options = resolve_display(display, stored)
+        source = media_source(result)
+    else:
+        options = resolve_display(display)
+        check_context(left, right)
+        tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
+                                       model_dir=model_dir, offline=offline, batch_size=batch_size)
+        result = tagger.tag(path, left=left, right=right, progress=progress)
+    if output_dir is not None:
+        write_outputs(Selection(result, options), output_paths(Path(path), output_dir, fmts),
+                      overwrite=overwrite, burn=burn, source=source)
+    return result
+
+
+def media_source(result: TagResult) -> str:
+    """The media file a (loaded) result came from: its recorded absolute path if that still exists."""
+    path = result.meta.get("path")
+    return path if path and Path(path).exists() else result.source
+
+
+def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None) -> DisplayOptions:
+    """Combine display options: explicit values (not None) over stored ones over the defaults."""
+    merged = {k: v for k, v in (stored or {}).items() if k in DisplayOptions.__dataclass_fields__}
+    merged.update({k: v for k, v in given.items() if v is not None})
+    return DisplayOptions.from_dict(merged)
