@@ -101,7 +101,7 @@ class ResultWriter:
         overwrite : bool
             Replace an existing file (otherwise ``FileExistsError``).
         **context
-            Format-specific extras (``burn`` for mp4, ``audio`` for png).
+            Format-specific extras: ``source`` (the media file, for png and mp4), ``burn`` (mp4).
         """
         raise NotImplementedError
 
@@ -233,10 +233,10 @@ class WritePNG(ResultWriter):
 
     def write(self, sel: Selection, path: str | os.PathLike, *, overwrite: bool = True,
               **context: Any) -> Path:
-        """Plot; ``audio`` (16 kHz mono float32) may be passed in ``context``, else the source is decoded."""
+        """Plot; the spectrogram comes from ``context["source"]`` (default: the result's source)."""
         from .plot import plot_selection
 
-        return plot_selection(sel, path, audio=context.get("audio"), overwrite=overwrite)
+        return plot_selection(sel, path, audio=context.get("source"), overwrite=overwrite)
 
 
 class WriteMP4(ResultWriter):
