@@ -22,6 +22,7 @@ _COMMANDS = (
     "tag",
     "embed",
     "models",
+    "train",
 )
 
 
