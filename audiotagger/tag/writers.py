@@ -53,8 +53,8 @@ def topk_text(times: np.ndarray, scores: np.ndarray, names: Sequence[str], top_k
     """PaddleAudio ``parse_result.py`` text (SPEC §8.2): one block per step.
 
     Each block is the step's time on its own line, then ``top_k`` lines ``"<label>: <score>"`` (best
-    first, Python's default float formatting of the float32 score), then a blank line. Unlike PaddleAudio
-    the time is in seconds, not a fraction of the length.
+    first, the float32 score as ``str`` prints it: its shortest exact form), then a blank line. Unlike
+    PaddleAudio the time is in seconds, not a fraction of the length.
 
     Parameters
     ----------
@@ -78,7 +78,7 @@ def topk_text(times: np.ndarray, scores: np.ndarray, names: Sequence[str], top_k
     for t, row, idx in zip(times, scores, order, strict=True):
         out.write(f"{float(round(float(t), 6))}\n")
         for c in idx:
-            out.write(f"{names[c]}: {row[c]}\n")
+            out.write(f"{names[c]}: {str(row[c])}\n")
         out.write("\n")
     return out.getvalue()
 
@@ -192,7 +192,7 @@ class WriteJSON(TextWriter):
             "hop": res.hop,
             "window": res.window,
             "steps": res.num_steps,
-            "settings": res.meta,
+            "settings": json.loads(json.dumps(res.meta, sort_keys=True)),
             "display": sel.options.to_dict(),
             "summary": [{"label": res.names[c], "mid": res.mids[c], "score": round(s, 4),
                          "share": round(p, 2)} for c, s, p in sel.summary()],
