@@ -110,6 +110,25 @@ def check_npz(path: str | os.PathLike, arrays: Mapping[str, tuple[int, ...]]) ->
         raise ModelError(f"{path}: not a valid .npz archive ({exc}; truncated?)") from None
 
 
+def check_npz_members(path: str | os.PathLike, names: tuple[str, ...]) -> None:
+    """Check that ``path`` is an ``.npz`` archive with (at least) the arrays ``names``.
+
+    Raises
+    ------
+    ModelError
+        Not a zip archive (or truncated), or an array missing.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            present = {n.removesuffix(".npy") for n in zf.namelist()}
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{path}: not a valid .npz archive ({exc}; truncated?)") from None
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise ModelError(f"{path}: array(s) {', '.join(missing)} missing")
+
+
 def check_torch_checkpoint(path: str | os.PathLike) -> None:
     """Check that ``path`` is a ``torch.save`` file: the zip format (with ``data.pkl``) or the legacy one.
 
@@ -161,6 +180,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "tf-v1-checkpoint": check_tf_table,
     "vggish-pca-npz": lambda p: check_npz(p, {"pca_eigen_vectors": (128, 128), "pca_means": (128,)}),
     "torch-checkpoint": check_torch_checkpoint,
+    "classifier-npz": lambda p: check_npz_members(p, ("format", "config", "weight_names", "w000")),
     "keras": check_keras,
 }
 """Structure check for each ``ModelInfo.format`` of the registry."""

@@ -103,8 +103,8 @@ REGISTRY: dict[str, ModelInfo] = {
     m.name: m
     for m in (
         ModelInfo("vggish", "vggish_model.ckpt", "https://storage.googleapis.com/audioset/vggish_model.ckpt",
-                  md5="d1c7011e6366aa34176bb05c705e31a8", flag="--checkpoint", format="tf-v1-checkpoint",
-                  checksum_source="third-party record (cosmir/openmic-2018); Google publishes none",
+                  flag="--checkpoint", format="tf-v1-checkpoint",
+                  checksum_source="none published by Google: checked by its V1 table structure",
                   description="VGGish checkpoint (TF1 V1 format, about 277 MB)"),
         ModelInfo("vggish-pca", "vggish_pca_params.npz",
                   "https://storage.googleapis.com/audioset/vggish_pca_params.npz",
@@ -124,6 +124,9 @@ REGISTRY: dict[str, ModelInfo] = {
                   md5="e25e26b84585b14c7754c91e48efc9be", flag="--model",
                   format="torch-checkpoint", checksum_source=_ZENODO_MD5,
                   description="PANNs CNN6 AudioSet tagger (mAP 0.343)"),
+        ModelInfo("classifier", "default.npz", "", flag="--model", kind="packaged", format="classifier-npz",
+                  checksum_source="package data (installed with audiotagger)",
+                  description="default multi-level attention classifier over VGGish embeddings"),
     )
 }
 """Known model files by name."""
@@ -369,7 +372,7 @@ def locate(name: str, path: str | os.PathLike | None = None, *,
     if info.kind == "packaged":
         if not cached.is_file():
             raise ModelError(f"{cached}: packaged {name} model missing; reinstall audiotagger")
-        return cached
+        return verify_file(info, cached, full=False)
     problem = "not in the model cache"
     if cached.is_file():
         try:

@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     a = actions.add_parser("list", parents=[common], help="known models, what is cached, and where")
+    a.add_argument("-v", "--verbose", action="store_true",
+                   help="also print each model's URL, who published its checksum, and what is wrong")
     a.set_defaults(action_func=run_list)
 
     a = actions.add_parser("download", parents=[common],
@@ -69,6 +71,7 @@ def run_list(args) -> int:
     from .. import hub
 
     rows = [("NAME", "FILE", "SIZE", "STATE", "CHECKSUM")]
+    details = [[]]
     for st in hub.list_models(model_dir=args.model_dir):
         info = st.info
         size = _size(st.size if st.size is not None else info.size)
@@ -76,9 +79,16 @@ def run_list(args) -> int:
         if info.checksum == "none" and info.kind != "packaged":
             check = "none published (size+structure)"
         rows.append((info.name, info.filename, size, st.state, check))
+        details.append([f"{info.description}", f"path: {st.path}"]
+                       + ([f"url: {hub.url_for(info)}"] if info.url else [])
+                       + [f"checksum: {info.checksum_source}"]
+                       + ([f"problem: {st.problem}"] if st.problem and st.state == "corrupt" else []))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
+    for row, lines in zip(rows, details, strict=True):
         print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
+        if args.verbose:
+            for line in lines:
+                print(f"    {line}")
     print(f"cache: {hub.cache_dir(args.model_dir)} ({hub.cache_source(args.model_dir)})"
           + ("; offline mode" if hub.is_offline() else ""))
     return EXIT_OK
