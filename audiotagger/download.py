@@ -148,7 +148,8 @@ def download(url: str, dest: str | os.PathLike, expected: Expected = Expected(),
         raises; nothing is left in the cache.
     retries : int
         Further attempts after transient failures (connection refused or cut, time-out, HTTP 408,
-        429, 5xx). Each attempt resumes the partial file where the server supports ``Range``.
+        429, 5xx) in a row; an attempt that added bytes to the partial file resets the count. Each
+        attempt resumes the partial file where the server supports ``Range``.
     backoff : float
         Seconds before the first retry, doubled after each (capped at :data:`MAX_BACKOFF`).
     timeout : float
@@ -228,20 +229,23 @@ def _download_locked(url: str, dest: Path, expected: Expected, *, retries: int, 
                      timeout: float, progress: bool, desc: str) -> Path:
     part = partial_path(dest)
     meta = part.with_name(part.name + ".json")
-    failures: list[str] = []
-    attempt = 0
+    attempt = tries = 0
     fresh_retry_used = False
     while True:
-        resumed = part.exists() and part.stat().st_size > 0
+        before = part.stat().st_size if part.exists() else 0
+        tries += 1
+        resumed = before > 0
         try:
             _fetch(url, part, meta, expected, timeout=timeout, progress=progress, desc=desc)
         except _Transient as exc:
-            failures.append(str(exc))
             if exc.restart:
                 _discard(part, meta)
+            elif part.exists() and part.stat().st_size > before:
+                attempt = 0  # progress was made: a flaky line may take many cuts to get a big file
             if attempt >= retries:
                 _discard_if_empty(part, meta)
-                raise DownloadError(f"{url}: download failed after {attempt + 1} attempts: {exc}") from None
+                plural = "s" if tries > 1 else ""
+                raise DownloadError(f"{url}: download failed after {tries} attempt{plural}: {exc}") from None
             wait = exc.wait if exc.wait is not None else backoff * 2 ** attempt
             time.sleep(min(max(wait, 0.0), MAX_BACKOFF))
             attempt += 1
@@ -298,6 +302,8 @@ def _fetch(url: str, part: Path, meta: Path, expected: Expected, *, timeout: flo
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and have:
+            if have == expected.size:
+                return  # the partial file was already complete (interrupted before the rename)
             raise _Transient("server refused to resume (HTTP 416)", restart=True) from None
         if exc.code in _TRANSIENT_STATUS:
             raise _Transient(f"HTTP {exc.code} {exc.reason}", wait=_retry_after(exc.headers)) from None

@@ -104,7 +104,7 @@ def test_cut_mid_transfer_resumes_with_range(server, payload, tmp_path):
 def test_interrupted_download_keeps_partial_and_next_call_resumes(server, payload, tmp_path):
     server.files["/m.bin"] = Served(payload, cut_after=50_000, cuts=1)
     dest = tmp_path / "m.bin"
-    with pytest.raises(DownloadError, match="after 1 attempts: connection cut after 50000 of 200000 bytes"):
+    with pytest.raises(DownloadError, match="after 1 attempt: connection cut after 50000 of 200000 bytes"):
         dl.download(server.url("/m.bin"), dest, expected_for(payload), retries=0, **FAST)
     assert not dest.exists()
     assert dl.partial_path(dest).stat().st_size == 50_000
@@ -112,6 +112,23 @@ def test_interrupted_download_keeps_partial_and_next_call_resumes(server, payloa
     assert dest.read_bytes() == payload
     assert server.requests[-1].range == "bytes=50000-" and server.requests[-1].status == 206
     assert leftovers(tmp_path) == ["m.bin"]
+
+
+def test_progress_resets_the_retry_count(server, payload, tmp_path):
+    # Five cuts, each after 30 kB of progress, with only one retry allowed in a row.
+    server.files["/m.bin"] = Served(payload, cut_after=30_000, cuts=5)
+    dest = dl.download(server.url("/m.bin"), tmp_path / "m.bin", expected_for(payload), retries=1, **FAST)
+    assert dest.read_bytes() == payload
+    assert [r.status for r in server.requests] == [200, 206, 206, 206, 206, 206]
+
+
+def test_complete_partial_file_is_used_after_416(server, payload, tmp_path):
+    dest = tmp_path / "m.bin"
+    server.files["/m.bin"] = Served(payload)
+    dl.partial_path(dest).write_bytes(payload)  # killed between the last byte and the rename
+    dl.download(server.url("/m.bin"), dest, expected_for(payload), **FAST)
+    assert dest.read_bytes() == payload
+    assert [r.status for r in server.requests] == [416]
 
 
 def test_server_without_range_support_restarts_from_zero(server, payload, tmp_path):
