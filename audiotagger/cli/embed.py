@@ -1,15 +1,100 @@
-"""``audiotagger embed``: VGGish embeddings of audio/video files (parser filled in by the frontend work)."""
+"""``audiotagger embed IN... -o DIR``: VGGish embeddings of audio/video files.
+
+Every flag is a keyword of :class:`audiotagger.vggish.embed.VGGishEmbedder` /
+:meth:`~audiotagger.vggish.embed.VGGishEmbedder.iter_embed` /
+:func:`audiotagger.vggish.embed.save_embedding`. The model is loaded once; examples of all inputs share
+batches; each input fails alone.
+"""
 
 from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import EXIT_OK, expand_inputs, positive_float, positive_int, run_each
+
+FORMATS = {"npz": ".npz", "tfrecord": ".tfrecord"}
 
 
 def add_parser(sub) -> None:
     """Register the ``embed`` subcommand."""
-    p = sub.add_parser("embed", help="compute AudioSet VGGish embeddings")
-    p.add_argument("inputs", nargs="+", metavar="IN")
+    p = sub.add_parser(
+        "embed", help="compute AudioSet VGGish embeddings",
+        description="Write <stem>.npz (embedding uint8 (n,128), raw float32 (n,128), times (n,), and "
+                    "logmel (n,96,64) with --save-logmel) or an AudioSet-format <stem>.tfrecord for "
+                    "each input file.")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio/video files, folders or glob patterns")
+    p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="output folder")
+    p.add_argument("-f", "--format", choices=sorted(FORMATS), default="npz",
+                   help="npz (default) or tfrecord (AudioSet release SequenceExample)")
+    p.add_argument("--hop", type=positive_float, default=1.0, metavar="SECONDS",
+                   help="example hop: 1.0 (default; one embedding per second) or 0.96 (official VGGish "
+                        "framing)")
+    p.add_argument("--save-logmel", action="store_true", help="also store the log-mel examples (npz)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="VGGish checkpoint vggish_model.ckpt "
+                   "(default: the model cache)")
+    p.add_argument("--pca-params", metavar="NPZ", help="vggish_pca_params.npz (default: the model cache)")
+    p.add_argument("--model-dir", metavar="DIR", help="model cache folder")
+    p.add_argument("--offline", action="store_true", default=None, help="never download models")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="examples per network call (default 64)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary unless something fails")
+    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    """Run ``embed``."""
-    raise NotImplementedError
+    """Run ``embed``; return the exit code."""
+    from ..errors import ParameterError
+    from ..vggish.features import hop_frames
+
+    if args.format == "tfrecord" and args.save_logmel:
+        raise ParameterError("--save-logmel: only with -f npz (the AudioSet format has no log-mels)")
+    hop_frames(args.hop)
+    suffix = FORMATS[args.format]
+    items, problems = expand_inputs(args.inputs, recursive=args.recursive)
+
+    outputs, todo, notes = {}, [], {}
+    for item in items:
+        out = item.output(args.output_dir, suffix)
+        if out in outputs:
+            notes[item] = f"{item.path}: output {out} would also be written by {outputs[out].path}"
+            continue
+        outputs[out] = item
+        if out.exists() and not args.overwrite:
+            notes[item] = None
+        else:
+            todo.append(item)
+
+    results = iter(())
+    if todo:
+        from ..vggish.embed import VGGishEmbedder
+        from ..vggish.model import DEFAULT_BATCH_SIZE
+
+        embedder = VGGishEmbedder(args.checkpoint, args.pca_params, args.model_dir, args.offline,
+                                  batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
+        results = embedder.iter_embed([item.path for item in todo], hop=args.hop,
+                                      save_logmel=args.save_logmel)
+
+    def work(item) -> bool:
+        from ..errors import AudioTaggerError
+        from ..vggish.embed import save_embedding
+
+        if item in notes:
+            if notes[item] is not None:
+                raise AudioTaggerError(notes[item])
+            if not args.quiet:
+                print(f"audiotagger: {item.output(args.output_dir, suffix)} exists, skipped "
+                      "(--overwrite replaces it)", file=sys.stderr)
+            return False
+        source, result = next(results)
+        if isinstance(result, BaseException):
+            raise result
+        save_embedding(result, item.output(args.output_dir, suffix), format=args.format,
+                       overwrite=args.overwrite)
+        return True
+
+    report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="embed")
+    return report.exit_code if (items or problems) else EXIT_OK

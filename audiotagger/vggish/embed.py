@@ -1,0 +1,383 @@
+"""VGGish embeddings of files and waveforms: decode → log-mel examples → VGGish → PCA + uint8.
+
+:class:`VGGishEmbedder` loads the network and the PCA parameters once. :meth:`~VGGishEmbedder.iter_embed`
+streams any number of files through it: each file is decoded in chunks, its examples join one queue,
+and the model runs on full batches drawn from that queue, so short files share batches and a long file
+never holds more than a chunk of audio and a batch of examples in memory (plus its own (n, 128)
+result, and its log-mels only when asked for). Results come back in input order; a file that fails
+yields its error, and the others go on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import stream_audio
+from ..errors import AudioError, AudioTaggerError
+from . import params as P
+from .features import ExampleStream, example_times, hop_frames, waveform_to_examples
+from .model import DEFAULT_BATCH_SIZE
+
+
+@dataclass
+class Embedding:
+    """VGGish embeddings of one input.
+
+    Attributes
+    ----------
+    embedding : np.ndarray [shape=(n, 128), dtype=uint8]
+        PCA-whitened, quantised embeddings (the AudioSet release format).
+    raw : np.ndarray [shape=(n, 128), dtype=float32]
+        Pre-activation VGGish outputs (before PCA).
+    times : np.ndarray [shape=(n,), dtype=float64]
+        Start of each example in seconds (``k * hop``).
+    logmel : np.ndarray [shape=(n, 96, 64), dtype=float32] or None
+        The log-mel examples, when asked for.
+    duration : float
+        Length of the decoded audio in seconds.
+    hop : float
+        Example hop in seconds.
+    source : str
+        File name (or ``"waveform"``).
+    """
+
+    embedding: np.ndarray
+    raw: np.ndarray
+    times: np.ndarray
+    logmel: np.ndarray | None
+    duration: float
+    hop: float = P.DEFAULT_HOP_SECONDS
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.embedding)
+
+
+@dataclass
+class _Job:
+    source: Path
+    hop: float
+    save_logmel: bool
+    raw: list = field(default_factory=list)
+    logmel: list = field(default_factory=list)
+    queued: int = 0
+    embedded: int = 0
+    total: int | None = None
+    num_samples: int = 0
+    error: BaseException | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.error is not None or (self.total is not None and self.embedded == self.total)
+
+
+class VGGishEmbedder:
+    """VGGish network + PCA parameters, loaded once, applied to many inputs.
+
+    Parameters
+    ----------
+    checkpoint : path-like, optional
+        ``--checkpoint``: the official ``vggish_model.ckpt`` (TF1 V1 format); default: the model cache.
+    pca_params : path-like, optional
+        ``--pca-params``: the official ``vggish_pca_params.npz``; default: the model cache.
+    model_dir : path-like, optional
+        ``--model-dir``: model cache folder.
+    offline : bool, optional
+        ``--offline``: never download.
+    batch_size : int
+        Examples per network call.
+
+    Raises
+    ------
+    ModelError
+        A model file is missing (the message gives the official URL and the flag), unreadable, or
+        of the wrong shape.
+    """
+
+    def __init__(self, checkpoint=None, pca_params=None, model_dir=None, offline=None,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        from .checkpoint import checkpoint_path, load_vggish
+        from .model import VGGishRunner
+        from .postprocess import Postprocessor
+
+        checkpoint_path(checkpoint, model_dir=model_dir, offline=offline)  # fail fast, before TF loads
+        self.postprocessor = Postprocessor(pca_params, model_dir=model_dir, offline=offline)
+        self.model = load_vggish(checkpoint, model_dir=model_dir, offline=offline)
+        self.runner = VGGishRunner(self.model, batch_size)
+        self.checkpoint = self.model.vggish_checkpoint
+        self.pca_params = self.postprocessor.path
+
+    @property
+    def batch_size(self) -> int:
+        """Examples per network call."""
+        return self.runner.batch_size
+
+    def embed_examples(self, examples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network and the post-processing on log-mel examples.
+
+        Parameters
+        ----------
+        examples : np.ndarray [shape=(n, 96, 64)]
+            Log-mel examples.
+
+        Returns
+        -------
+        embedding : np.ndarray [shape=(n, 128), dtype=uint8]
+        raw : np.ndarray [shape=(n, 128), dtype=float32]
+        """
+        raw = self.runner(examples)
+        return self.postprocessor(raw), raw
+
+    def embed_waveform(self, x: np.ndarray, sr: float, hop: float = P.DEFAULT_HOP_SECONDS,
+                       save_logmel: bool = False) -> Embedding:
+        """Embed an in-memory signal.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=(n,) or (n, channels)]
+            Float samples in [-1, 1]; channels are averaged.
+        sr : float
+            Sample rate (resampled to 16 kHz with libsoxr VHQ if different).
+        hop : float
+            Example hop in seconds: 1.0 (one example per second) or 0.96 (official framing).
+        save_logmel : bool
+            Keep the log-mel examples in the result.
+
+        Returns
+        -------
+        Embedding
+
+        Raises
+        ------
+        AudioError
+            Empty or non-finite input.
+        """
+        x = np.asarray(x)
+        if x.size == 0:
+            raise AudioError("waveform: no samples")
+        examples = waveform_to_examples(x, sr, hop)
+        embedding, raw = self.embed_examples(examples)
+        return Embedding(embedding, raw, example_times(len(raw), hop),
+                         examples if save_logmel else None, len(x) / float(sr), float(hop), "waveform")
+
+    def embed_file(self, path: str | os.PathLike, hop: float = P.DEFAULT_HOP_SECONDS,
+                   save_logmel: bool = False) -> Embedding:
+        """Embed a media file (any format ffmpeg reads), streaming it.
+
+        Parameters
+        ----------
+        path : path-like
+            Audio or video file.
+        hop : float
+            Example hop in seconds (1.0 or 0.96).
+        save_logmel : bool
+            Keep the log-mel examples in the result.
+
+        Returns
+        -------
+        Embedding
+
+        Raises
+        ------
+        AudioError
+            The file cannot be decoded (the message names it and the problem).
+        """
+        ((_, result),) = self.iter_embed([path], hop=hop, save_logmel=save_logmel)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def iter_embed(self, sources: Iterable[str | os.PathLike], *, hop: float = P.DEFAULT_HOP_SECONDS,
+                   save_logmel: bool = False) -> Iterator[tuple[Path, Embedding | AudioTaggerError]]:
+        """Embed many files, batching examples across them.
+
+        Parameters
+        ----------
+        sources : iterable of path-like
+            Media files, processed in order (lazily: the iterable is read as results are consumed).
+        hop : float
+            Example hop in seconds.
+        save_logmel : bool
+            Keep the log-mel examples in the results.
+
+        Yields
+        ------
+        source : pathlib.Path
+            The input, in input order.
+        result : Embedding or AudioTaggerError
+            The embeddings, or the error (an :class:`AudioTaggerError` or ``OSError``) that made this
+            input fail; the other inputs are not affected.
+        """
+        hop_frames(hop)  # a bad hop is a usage error for every input: raise it now
+        pending: deque[_Job] = deque()
+        queue: deque[tuple[_Job, np.ndarray]] = deque()
+
+        def enqueue(job: _Job, examples: np.ndarray) -> None:
+            if len(examples):
+                queue.append((job, examples))
+                job.queued += len(examples)
+                if job.save_logmel:
+                    job.logmel.append(examples)
+
+        def run(force: bool) -> None:
+            while queue:
+                size = sum(len(ex) for _, ex in queue)
+                if size < self.batch_size and not force:
+                    return
+                parts, owners = [], []
+                need = self.batch_size
+                while queue and need:
+                    job, ex = queue.popleft()
+                    if len(ex) > need:
+                        queue.appendleft((job, ex[need:]))
+                        ex = ex[:need]
+                    parts.append(ex)
+                    owners.append((job, len(ex)))
+                    need -= len(ex)
+                raw = self.runner(np.concatenate(parts) if len(parts) > 1 else parts[0])
+                start = 0
+                for job, count in owners:
+                    job.raw.append(raw[start:start + count])
+                    job.embedded += count
+                    start += count
+
+        def finished() -> Iterator[tuple[Path, Embedding | AudioTaggerError]]:
+            while pending and pending[0].finished:
+                job = pending.popleft()
+                yield job.source, job.error if job.error is not None else self._result(job)
+
+        for source in sources:
+            job = _Job(Path(source), float(hop), save_logmel)
+            pending.append(job)
+            try:
+                stream = ExampleStream(hop, name=str(job.source))
+                for chunk in stream_audio(job.source):
+                    enqueue(job, stream.push(chunk))
+                    run(False)
+                enqueue(job, stream.finish())
+                job.total, job.num_samples = stream.num_examples, stream.num_samples
+            except (AudioTaggerError, OSError) as exc:
+                job.error = exc
+                kept = [(j, ex) for j, ex in queue if j is not job]
+                queue.clear()
+                queue.extend(kept)
+                job.raw.clear()
+                job.logmel.clear()
+            run(False)
+            yield from finished()
+        run(True)
+        yield from finished()
+
+    def _result(self, job: _Job) -> Embedding:
+        raw = np.concatenate(job.raw) if job.raw else np.zeros((0, P.EMBEDDING_SIZE), np.float32)
+        times = example_times(len(raw), job.hop)
+        logmel = None
+        if job.save_logmel:
+            logmel = (np.concatenate(job.logmel) if job.logmel
+                      else np.zeros((0, P.NUM_FRAMES, P.NUM_BANDS), np.float32))
+        return Embedding(self.postprocessor(raw), raw, times, logmel, job.num_samples / P.SAMPLE_RATE,
+                         job.hop, str(job.source))
+
+
+@functools.lru_cache(maxsize=1)
+def _embedder(checkpoint, pca_params, model_dir, offline) -> VGGishEmbedder:
+    return VGGishEmbedder(checkpoint, pca_params, model_dir, offline)
+
+
+def embed_file(path: str | os.PathLike, *, checkpoint=None, pca_params=None, model_dir=None, offline=None,
+               hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False) -> Embedding:
+    """Embed a media file (the library side of ``audiotagger embed``).
+
+    The embedder of the last call is kept, so repeated calls with the same model files load them
+    once.
+
+    Parameters
+    ----------
+    path : path-like
+        Audio or video file.
+    checkpoint, pca_params, model_dir, offline
+        See :class:`VGGishEmbedder` (``--checkpoint``, ``--pca-params``, ``--model-dir``, ``--offline``).
+    hop : float
+        ``--hop``: 1.0 (default) or 0.96.
+    save_logmel : bool
+        ``--save-logmel``.
+
+    Returns
+    -------
+    Embedding
+    """
+    return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline).embed_file(
+        path, hop=hop, save_logmel=save_logmel)
+
+
+def embed_waveform(x: np.ndarray, sr: float, *, checkpoint=None, pca_params=None, model_dir=None,
+                   offline=None, hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False) -> Embedding:
+    """Embed an in-memory signal; see :func:`embed_file` and :meth:`VGGishEmbedder.embed_waveform`.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n,) or (n, channels)]
+        Float samples in [-1, 1].
+    sr : float
+        Sample rate.
+    checkpoint, pca_params, model_dir, offline, hop, save_logmel
+        As for :func:`embed_file`.
+
+    Returns
+    -------
+    Embedding
+    """
+    return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline).embed_waveform(
+        x, sr, hop=hop, save_logmel=save_logmel)
+
+
+def _key(path) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def save_embedding(emb: Embedding, path: str | os.PathLike, *, format: str = "npz",
+                   overwrite: bool = False) -> Path:
+    """Write an :class:`Embedding` atomically.
+
+    Parameters
+    ----------
+    emb : Embedding
+        The result.
+    path : path-like
+        Destination (``<stem>.npz`` or ``<stem>.tfrecord``).
+    format : {"npz", "tfrecord"}
+        ``npz``: arrays ``embedding``, ``raw``, ``times`` (and ``logmel`` when present), plus
+        ``duration`` and ``hop`` scalars. ``tfrecord``: one AudioSet release ``SequenceExample`` with
+        ``video_id`` = the file stem, start 0, end = duration, no labels.
+    overwrite : bool
+        Replace an existing file (otherwise ``FileExistsError``, and nothing is written).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from ..fileio import atomic_save_npz
+
+    path = Path(path)
+    if format == "npz":
+        arrays = {"embedding": emb.embedding, "raw": emb.raw, "times": emb.times,
+                  "duration": np.float64(emb.duration), "hop": np.float64(emb.hop)}
+        if emb.logmel is not None:
+            arrays["logmel"] = emb.logmel
+        return atomic_save_npz(path, overwrite=overwrite, **arrays)
+    if format == "tfrecord":
+        from ..records import encode_sequence_example, write_tfrecord
+
+        stem = Path(emb.source).stem if emb.source else path.stem
+        record = encode_sequence_example(stem, emb.embedding, 0.0, emb.duration, ())
+        return write_tfrecord(path, [record], overwrite=overwrite)
+    from ..errors import ParameterError
+
+    raise ParameterError(f"format: must be 'npz' or 'tfrecord', got {format!r}")
