@@ -1,0 +1,306 @@
+"""Sliding-window tagging with a PANNs network, as PaddleAudio's ``audio_tag.py`` (SPEC §8.1).
+
+Windows of ``sample_duration`` seconds start every ``hop_duration`` seconds (0, h, 2h, ... while the
+start is inside the audio), so an input of ``N`` samples gives ``ceil(N / h)`` windows; a window that runs
+past the end is zero-padded. Each window goes through the PANNs front end and network, which score the
+527 AudioSet classes. Audio is decoded and scored in a stream (bounded memory whatever the duration);
+windows are scored in batches.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import AudioError, ParameterError
+from . import params
+
+
+class PannsScores(NamedTuple):
+    """Window scores of one input (unpacks as ``times, scores, duration``).
+
+    Attributes
+    ----------
+    times : np.ndarray [shape=(n,), dtype=float64]
+        Start of each window in seconds.
+    scores : np.ndarray [shape=(n, 527), dtype=float32]
+        ``clipwise_output`` of each window.
+    duration : float
+        Length of the input in seconds.
+    """
+
+    times: np.ndarray
+    scores: np.ndarray
+    duration: float
+
+    @property
+    def fractions(self) -> np.ndarray:
+        """Window starts as fractions of the length: PaddleAudio's ``time`` array, shape (n,)."""
+        if self.duration <= 0:
+            return np.zeros_like(self.times)
+        return self.times / self.duration
+
+
+def window_samples(sample_duration: float, hop_duration: float,
+                   sr: int = params.SAMPLE_RATE) -> tuple[int, int]:
+    """Convert window and hop durations to samples (rounded to the nearest sample).
+
+    Raises
+    ------
+    ParameterError
+        If either is not a positive number of samples.
+    """
+    for flag, value in (("--sample-duration", sample_duration), ("--hop-duration", hop_duration)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or round(value * sr) < 1:
+            raise ParameterError(f"{flag}: must be a positive number of seconds, got {value!r}")
+    return int(round(sample_duration * sr)), int(round(hop_duration * sr))
+
+
+def iter_windows(chunks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Cut a stream of audio chunks into windows of ``window`` samples every ``hop`` samples.
+
+    Parameters
+    ----------
+    chunks : iterable of np.ndarray [shape=(m,)]
+        Consecutive pieces of a mono signal (any lengths).
+    window, hop : int
+        Window length and hop in samples.
+
+    Yields
+    ------
+    start : int
+        First sample of the window.
+    samples : np.ndarray [shape=(window,), dtype=float32]
+        The signal from ``start``, zero-padded at the end of the input.
+
+    Notes
+    -----
+    Starts are 0, hop, 2 hop, ... below the signal length ``N``: ``ceil(N / hop)`` windows, none for an
+    empty signal. At most one chunk plus one window of samples is held at a time.
+    """
+    buf = np.zeros(0, dtype=np.float32)
+    buf_start = 0  # absolute index of buf[0]
+    start = 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        buf = np.concatenate([buf, chunk]) if buf.size else chunk
+        end = buf_start + buf.size
+        while start + window <= end:
+            yield start, buf[start - buf_start:start - buf_start + window].copy()
+            start += hop
+        drop = min(start - buf_start, buf.size)
+        buf, buf_start = buf[drop:], buf_start + drop
+    end = buf_start + buf.size
+    while start < end:
+        out = np.zeros(window, dtype=np.float32)
+        piece = buf[start - buf_start:]
+        out[:piece.size] = piece
+        yield start, out
+        start += hop
+
+
+class PannsTagger:
+    """A loaded PANNs network that scores sliding windows of audio files and waveforms.
+
+    Parameters
+    ----------
+    model : str or path-like
+        ``panns-cnn14``, ``panns-cnn10``, ``panns-cnn6``, or the path of a PANNs ``.pth`` checkpoint.
+    checkpoint : path-like, optional
+        Local copy of the named model's checkpoint (default: the model cache, downloaded on first use).
+    model_dir : path-like, optional
+        Model cache folder.
+    offline : bool, optional
+        Never download.
+    batch_size : int
+        Windows per network call.
+
+    Attributes
+    ----------
+    architecture : str
+        ``cnn14``, ``cnn10`` or ``cnn6``.
+    checkpoint_path : pathlib.Path
+        The checkpoint the weights came from.
+    """
+
+    def __init__(self, model: str | os.PathLike = "panns-cnn14", checkpoint: str | os.PathLike | None = None,
+                 *, model_dir: str | os.PathLike | None = None, offline: bool | None = None,
+                 batch_size: int = params.DEFAULT_BATCH_SIZE):
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ParameterError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
+        from .checkpoint import load_model
+        from .models import get_architecture
+
+        self.network, self.checkpoint_path = load_model(model, checkpoint, model_dir=model_dir,
+                                                        offline=offline)
+        self.architecture = self.network.name
+        self.min_frames = get_architecture(self.architecture).min_frames
+        self.batch_size = int(batch_size)
+        self._call = None
+
+    @property
+    def name(self) -> str:
+        """Model id for result metadata (``panns-cnn14`` ...)."""
+        return f"panns-{self.architecture}"
+
+    def _compiled(self):
+        if self._call is None:
+            import tensorflow as tf
+
+            net = self.network
+            self._call = tf.function(lambda x: net(x, training=False), reduce_retracing=True)
+        return self._call
+
+    def score_windows(self, windows: np.ndarray, *, embedding: bool = False):
+        """Score a batch of equal-length windows.
+
+        Parameters
+        ----------
+        windows : np.ndarray [shape=(n, samples)]
+            32 kHz mono windows.
+        embedding : bool
+            Also return the ``fc1`` embeddings.
+
+        Returns
+        -------
+        scores : np.ndarray [shape=(n, 527), dtype=float32]
+        embeddings : np.ndarray [shape=(n, 2048 or 512), dtype=float32]
+            Only with ``embedding=True``.
+        """
+        from .frontend import logmel, num_frames
+
+        windows = np.asarray(windows, dtype=np.float32)
+        if windows.ndim != 2:
+            raise ParameterError(f"windows must be (n, samples), got shape {windows.shape}")
+        if num_frames(windows.shape[1]) < self.min_frames:
+            shortest = (self.min_frames - 1) * params.HOP_SIZE / params.SAMPLE_RATE
+            seconds = windows.shape[1] / params.SAMPLE_RATE
+            raise ParameterError(f"--sample-duration: {seconds:g} s is too short for {self.name} "
+                                 f"(at least {shortest:g} s)")
+        scores, embeds = [], []
+        call = self._compiled()
+        for i in range(0, windows.shape[0], self.batch_size):
+            out = call(logmel(windows[i:i + self.batch_size]))
+            scores.append(np.asarray(out["clipwise_output"], dtype=np.float32))
+            if embedding:
+                embeds.append(np.asarray(out["embedding"], dtype=np.float32))
+        n = params.NUM_CLASSES
+        scores_arr = np.concatenate(scores) if scores else np.zeros((0, n), np.float32)
+        if not embedding:
+            return scores_arr
+        width = params.EMBEDDING_SIZES[self.architecture]
+        return scores_arr, (np.concatenate(embeds) if embeds else np.zeros((0, width), np.float32))
+
+    def tag_chunks(self, chunks: Iterable[np.ndarray],
+                   sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
+                   hop_duration: float = params.DEFAULT_HOP_DURATION, *, progress=None) -> PannsScores:
+        """Score sliding windows of a 32 kHz mono signal given as a stream of chunks.
+
+        Parameters
+        ----------
+        chunks : iterable of np.ndarray [shape=(m,)]
+            The signal in consecutive pieces (e.g. :func:`audiotagger.audio.stream_audio` at 32 kHz).
+        sample_duration, hop_duration : float
+            Window length and hop in seconds.
+        progress : callable, optional
+            Called with the number of windows scored after each batch.
+
+        Returns
+        -------
+        PannsScores
+        """
+        window, hop = window_samples(sample_duration, hop_duration)
+        counted = _Counter(chunks)
+        starts: list[int] = []
+        scores: list[np.ndarray] = []
+        batch: list[np.ndarray] = []
+        for start, samples in iter_windows(counted, window, hop):
+            starts.append(start)
+            batch.append(samples)
+            if len(batch) == self.batch_size:
+                scores.append(self.score_windows(np.stack(batch)))
+                batch = []
+                if progress is not None:
+                    progress(len(starts))
+        if batch:
+            scores.append(self.score_windows(np.stack(batch)))
+            if progress is not None:
+                progress(len(starts))
+        times = np.asarray(starts, dtype=np.float64) / params.SAMPLE_RATE
+        probs = np.concatenate(scores) if scores else np.zeros((0, params.NUM_CLASSES), np.float32)
+        return PannsScores(times, probs, counted.total / params.SAMPLE_RATE)
+
+    def tag_waveform(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
+                     sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
+                     hop_duration: float = params.DEFAULT_HOP_DURATION) -> PannsScores:
+        """Score sliding windows of an in-memory waveform.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=(samples,) or (samples, channels)]
+            Audio at ``sr`` (channels are averaged; other rates are resampled to 32 kHz).
+        sr : int
+            Its sample rate.
+        sample_duration, hop_duration : float
+            Window length and hop in seconds.
+
+        Returns
+        -------
+        PannsScores
+        """
+        from ..audio import check_finite, resample, to_mono
+
+        x = to_mono(np.asarray(x))
+        check_finite(x, "waveform", sr)
+        return self.tag_chunks([resample(x, sr, params.SAMPLE_RATE)], sample_duration, hop_duration)
+
+    def tag_file(self, path: str | os.PathLike, sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
+                 hop_duration: float = params.DEFAULT_HOP_DURATION, *, progress=None) -> PannsScores:
+        """Decode a media file at 32 kHz in chunks and score its sliding windows.
+
+        Parameters
+        ----------
+        path : path-like
+            Any file :func:`audiotagger.audio.stream_audio` reads.
+        sample_duration, hop_duration : float
+            Window length and hop in seconds (PaddleAudio ``--sample_duration``/``--hop_duration``).
+        progress : callable, optional
+            See :meth:`tag_chunks`.
+
+        Returns
+        -------
+        PannsScores
+            ``(times, scores, duration)``: window starts in seconds, (n, 527) scores, length in seconds.
+
+        Raises
+        ------
+        AudioError
+            The file cannot be decoded or holds no samples.
+        """
+        from ..audio import stream_audio
+
+        window_samples(sample_duration, hop_duration)  # usage errors before decoding
+        result = self.tag_chunks(stream_audio(path, params.SAMPLE_RATE), sample_duration, hop_duration,
+                                 progress=progress)
+        if result.scores.shape[0] == 0:
+            raise AudioError(f"{path}: no audio samples")
+        return result
+
+
+class _Counter:
+    """Pass chunks through, counting their samples."""
+
+    def __init__(self, chunks: Iterable[np.ndarray]):
+        self._chunks = chunks
+        self.total = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for chunk in self._chunks:
+            chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+            self.total += chunk.size
+            yield chunk
