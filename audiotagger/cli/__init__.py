@@ -23,6 +23,8 @@ _COMMANDS = (
     "embed",
     "models",
     "train",
+    "evaluate",
+    "stats",
 )
 
 

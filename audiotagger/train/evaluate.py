@@ -1,0 +1,44 @@
+"""Score a classifier on labelled AudioSet embeddings (``audiotagger evaluate``)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..fileio import atomic_write_text
+from .data import read_embeddings
+from .metrics import calculate_stats
+
+
+def evaluate(model: str | os.PathLike | None = None, data: str | os.PathLike = "", *,
+             json_path: str | os.PathLike | None = None, batch_size: int = 1024) -> dict:
+    """Compute mAP, AUC and d′ (SPEC §5) of a classifier on a TFRecord folder/glob or packed HDF5 file.
+
+    Parameters
+    ----------
+    model : path-like or None
+        A classifier file for :func:`audiotagger.classifier.load_classifier` (None: the packaged default).
+    data : path-like or str
+        Labelled clips (``.h5``, TFRecord folder or glob).
+    json_path : path-like, optional
+        Also write the stats (with per-class AP/AUC and the class ids) to this JSON file, atomically.
+    batch_size : int
+        Clips per model call.
+
+    Returns
+    -------
+    dict
+        ``mAP``, ``AUC``, ``d_prime``, ``AP``, ``auc`` (per class, None where a class has no positive),
+        ``n_classes``, ``n_clips``, ``model``, ``data``.
+    """
+    from ..classifier import load_classifier
+    from ..labels import load_labels
+
+    clf = load_classifier(model)
+    clips = read_embeddings(data)
+    probs = clf.predict(clips.x, batch_size=batch_size)
+    stats = calculate_stats(probs, clips.y)
+    stats.update(model=clf.name, data=str(data), mids=list(load_labels().mids))
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps(stats, indent=1))
+    return stats
