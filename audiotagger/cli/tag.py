@@ -134,10 +134,14 @@ def run(args: argparse.Namespace) -> int:
                    if (args.overwrite or not p.exists()) and p.resolve() != item.path.resolve()}
         plans[item] = (pending, clash)
 
-    tagger = None
-    if not from_probs and any(pending and not clash for pending, clash in plans.values()):
+    to_tag = [item for item in items if plans[item][0] and not plans[item][1]]
+    results = iter(())
+    if not from_probs and to_tag:
         tagger = Tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
                         model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+        # one stream over every input to tag: the embedder batches examples across files
+        results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
+                                  progress=not args.quiet)
 
     def work(item) -> bool:
         pending, clash = plans[item]
@@ -157,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
             source = media_source(result)
         else:
             options = resolve_display(display)
-            result = tagger.tag(item.path, left=args.left, right=args.right, progress=not args.quiet)
+            path, result = next(results)
+            if path != item.path:
+                raise RuntimeError(f"tagger returned {path} for {item.path}")
+            if isinstance(result, BaseException):
+                raise result
         sel = Selection(result, options)
         write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source)
         if not args.quiet:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..errors import AudioError, AudioTaggerWarning, ParameterError
+from ..errors import AudioError, AudioTaggerError, AudioTaggerWarning, ParameterError
 from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT
 from .result import TagResult, load_result
 from .select import DisplayOptions, Selection
@@ -143,6 +143,37 @@ class Tagger:
         left, right = check_context(left, right)
         emb = self.embedder.embed_file(path, hop=1.0)
         return self._result(str(path), emb, left, right, progress)
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], *, left: int = DEFAULT_LEFT,
+                 right: int = DEFAULT_RIGHT, progress: bool = False
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files, sharing embedding batches across them (short files cost little each).
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+            Media files, processed in order.
+        left, right : int
+            Context seconds before/after each second.
+        progress : bool
+            Progress bar for long files.
+
+        Yields
+        ------
+        path : pathlib.Path
+            The input, in input order.
+        result : TagResult or exception
+            The result, or the error that made this input fail (the others go on).
+        """
+        left, right = check_context(left, right)
+        for path, emb in self.embedder.iter_embed(paths, hop=1.0):
+            if isinstance(emb, BaseException):
+                yield path, emb
+                continue
+            try:
+                yield path, self._result(str(path), emb, left, right, progress)
+            except (AudioTaggerError, OSError) as exc:
+                yield path, exc
 
     def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
                      source: str = "<waveform>") -> TagResult:
