@@ -25,6 +25,7 @@ _COMMANDS = (
     "train",
     "evaluate",
     "stats",
+    "parse",
 )
 
 

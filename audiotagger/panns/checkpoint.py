@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import hub
 from ..errors import AudioTaggerWarning, ModelError
-from ..fileio import atomic_save_npz
+from ..fileio import atomic_path
 from . import params
 from .models import Architecture, get_architecture
 
@@ -225,7 +225,8 @@ def load_weights(path: str | os.PathLike, architecture: str | None = None, *,
         cached = _cache_file(path, architecture, model_dir)
         arrays = {f"{layer}:{i}": a for layer, ws in weights.items() for i, a in enumerate(ws)}
         try:
-            atomic_save_npz(cached, **arrays)
+            with atomic_path(cached) as tmp:
+                np.savez(tmp, **arrays)
         except OSError as exc:
             warnings.warn(f"{cached}: cannot cache the converted checkpoint ({exc})", AudioTaggerWarning,
                           stacklevel=2)
@@ -285,7 +286,7 @@ def load_model(model: str | os.PathLike = "panns-cnn14", checkpoint: str | os.Pa
 
     arch, path = resolve_checkpoint(model, checkpoint, model_dir=model_dir, offline=offline)
     arch, weights = load_weights(path, arch, model_dir=model_dir, cache=cache)
-    net = build_model(arch)
+    net = build_model(arch, initializer="zeros")
     for layer, arrays in weights.items():
         try:
             net.get_layer(layer).set_weights(arrays)

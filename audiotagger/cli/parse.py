@@ -1,0 +1,64 @@
+"""``audiotagger parse``: PaddleAudio-style top-k text from saved scores (``parse_result.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import expand_inputs, positive_int, run_each
+
+_DEFAULT_TOP_K = 10
+_DEFAULT_SMOOTH_SIZE = 5
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("yes", "true", "t", "y", "1"):
+        return True
+    if value in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+
+
+def add_parser(sub) -> None:
+    """Register the ``parse`` subcommand."""
+    p = sub.add_parser(
+        "parse", help="top-k text (PaddleAudio parse_result.py) from saved scores",
+        description="Write <stem>.txt with, for every time step, the time, the top-k classes as "
+                    "'<label>: <score>' lines and a blank line. Reads .npz files of `audiotagger tag -f npz` "
+                    "(times in seconds) or PaddleAudio audio_tag.py results (time as fractions).")
+    p.add_argument("inputs", nargs="+", metavar="FILE.npz", help="score files, folders or glob patterns")
+    p.add_argument("-o", "--output-dir", "--output_dir", dest="output_dir", default=".", metavar="DIR",
+                   help="folder for <stem>.txt (default: .)")
+    p.add_argument("--top-k", "--top_k", "--topk", dest="top_k", type=positive_int, default=_DEFAULT_TOP_K,
+                   metavar="K", help=f"classes per time step (default: {_DEFAULT_TOP_K})")
+    p.add_argument("--smooth", type=_bool, nargs="?", const=True, default=False,
+                   help="causal moving average of the scores over --smooth-size steps first")
+    p.add_argument("--smooth-size", "--smooth_size", dest="smooth_size", type=positive_int,
+                   default=_DEFAULT_SMOOTH_SIZE, metavar="W",
+                   help=f"steps averaged by --smooth (default: {_DEFAULT_SMOOTH_SIZE})")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into folders")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
+    p.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``parse``: one ``.txt`` per input, failures isolated."""
+    from ..parse import parse_file
+
+    items, problems = expand_inputs(args.inputs, recursive=args.recursive, extensions=frozenset({".npz"}))
+
+    def work(item) -> bool:
+        out = item.output(args.output_dir, ".txt")
+        if out.exists() and not args.overwrite:
+            print(f"audiotagger: {item.path}: {out} exists, skipping (use --overwrite to redo)",
+                  file=sys.stderr)
+            return False
+        parse_file(item.path, out, top_k=args.top_k, smooth=args.smooth, smooth_size=args.smooth_size,
+                   overwrite=True)
+        return True
+
+    report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="files")
+    return report.exit_code
