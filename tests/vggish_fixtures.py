@@ -12,7 +12,7 @@ Weights are He-scaled (and biases non-zero) rather than the original sigma 0.01 
 stay of order one through the 13 layers and a relative comparison means something.
 
 Fixtures (registered in ``tests/conftest.py``): ``vggish_checkpoint`` (path of the ``.ckpt`` file)
-and ``vggish_reference`` (dict with ``examples`` (8, 96, 64) and ``embeddings`` (8, 128) from slim).
+and ``vggish_reference`` (dict with ``examples`` (7, 96, 64) and ``embeddings`` (7, 128) from slim).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ _VERSION = "v1"
 
 
 def reference_examples(seed: int = SEED) -> np.ndarray:
-    """Eight log-mel examples: a 1 kHz sine, a chirp and noise through the real front end, plus silence."""
+    """Seven log-mel examples (1 s sine, 2 s chirp, 3 s noise, 1 s silence) through the real front end."""
     from audiotagger.vggish.features import waveform_to_examples
 
     rng = np.random.default_rng(seed)

@@ -1,0 +1,192 @@
+"""Embedding files and waveforms: the library API, batching across files, and ``audiotagger embed``."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiotagger.cli import main
+from audiotagger.errors import AudioError, AudioTaggerWarning
+from audiotagger.vggish.embed import VGGishEmbedder, embed_file
+from audiotagger.vggish.features import waveform_to_examples
+from audiotagger.vggish.model import VGGishRunner
+from audiotagger.vggish.postprocess import postprocess
+from tests.conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def pca_file(tmp_path_factory):
+    """PCA parameters of the official shape, scaled to the seeded test network's output range."""
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((128, 128)))
+    path = tmp_path_factory.mktemp("pca") / "pca.npz"
+    np.savez(path, pca_eigen_vectors=q / 8.0, pca_means=rng.normal(0, 1, 128))
+    return path
+
+
+@pytest.fixture(scope="module")
+def embedder(vggish_checkpoint, pca_file, model_dir):
+    return VGGishEmbedder(vggish_checkpoint, pca_file, model_dir=model_dir)
+
+
+def assert_close(a, b):
+    """Equal up to float32 summation order (oneDNN's convolutions depend on the batch size)."""
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5 * np.abs(b).max())
+
+
+def tone(seconds: float, freq: float = 440.0, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * np.sin(2 * np.pi * 3 * freq * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wavs")
+    for name, seconds, freq in [("a", 3.0, 300.0), ("b", 5.0, 800.0), ("c", 0.5, 1500.0), ("d", 2.0, 2500.0)]:
+        sf.write(d / f"{name}.wav", tone(seconds, freq), 16000, subtype="FLOAT")
+    (d / "broken.wav").write_text("not audio")
+    return d
+
+
+def test_embed_waveform_is_examples_then_network_then_pca(embedder):
+    x = tone(4.0)
+    emb = embedder.embed_waveform(x, 16000, save_logmel=True)
+    examples = waveform_to_examples(x, 16000)
+    raw = embedder.runner(examples)
+    assert emb.embedding.dtype == np.uint8 and emb.embedding.shape == (4, 128)
+    assert emb.raw.dtype == np.float32 and emb.times.dtype == np.float64
+    np.testing.assert_array_equal(emb.logmel, examples)
+    assert_close(emb.raw, raw)
+    np.testing.assert_array_equal(emb.embedding, postprocess(emb.raw, embedder.postprocessor.eigen_vectors,
+                                                             embedder.postprocessor.means))
+    np.testing.assert_array_equal(emb.times, [0.0, 1.0, 2.0, 3.0])
+    assert emb.duration == 4.0 and emb.hop == 1.0
+    assert 10 < emb.embedding.std() and len(np.unique(emb.embedding)) > 50  # not saturated
+
+
+def test_official_hop(embedder):
+    emb = embedder.embed_waveform(tone(3.0, 1000.0), 16000, hop=0.96)
+    assert len(emb) == 3
+    np.testing.assert_allclose(emb.times, [0.0, 0.96, 1.92])
+
+
+def test_file_and_waveform_agree(embedder, wavs):
+    a = embedder.embed_file(wavs / "b.wav")
+    b = embedder.embed_waveform(tone(5.0, 800.0), 16000)
+    assert_close(a.raw, b.raw)
+    assert a.source.endswith("b.wav") and a.duration == 5.0 and a.logmel is None
+
+
+def test_examples_are_batched_across_files_and_failures_isolated(embedder, wavs):
+    small = copy.copy(embedder)
+    small.runner = VGGishRunner(embedder.model, batch_size=4)
+    sizes = []
+    call = small.runner._call
+    small.runner._call = lambda batch: (sizes.append(len(batch)), call(batch))[1]
+    names = ["a", "broken", "b", "c", "missing", "d"]
+    with pytest.warns(AudioTaggerWarning, match="c.wav: audio is 0.500 s"):
+        results = list(small.iter_embed([wavs / f"{n}.wav" for n in names], save_logmel=True))
+    assert [p.stem for p, _ in results] == names
+    assert sizes == [4, 4, 3]  # 3 + 5 + 1 + 2 examples share batches
+    for (path, result), name in zip(results, names, strict=True):
+        if name in ("broken", "missing"):
+            assert isinstance(result, AudioError) and str(result).startswith(str(path))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AudioTaggerWarning)
+            alone = embedder.embed_waveform(sf.read(path, dtype="float32")[0], 16000, save_logmel=True)
+        assert_close(result.raw, alone.raw)
+        np.testing.assert_array_equal(result.logmel, alone.logmel)
+        assert len(result) == {"a": 3, "b": 5, "c": 1, "d": 2}[name]
+
+
+def test_empty_waveform_is_an_error(embedder):
+    with pytest.raises(AudioError, match="no samples"):
+        embedder.embed_waveform(np.zeros(0), 16000)
+
+
+def test_real_stereo_44k_recording(embedder):
+    emb = embedder.embed_file(shared_file("audio", "jfk.flac"))
+    assert len(emb) == 11 and emb.duration == pytest.approx(11.0, abs=0.01)
+
+
+def test_module_level_api(vggish_checkpoint, pca_file, model_dir, wavs, embedder):
+    emb = embed_file(wavs / "d.wav", checkpoint=vggish_checkpoint, pca_params=pca_file, model_dir=model_dir)
+    assert_close(emb.raw, embedder.embed_file(wavs / "d.wav").raw)
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def _cli(*args, model_args):
+    return main(["embed", *map(str, args), *model_args])
+
+
+@pytest.fixture(scope="module")
+def model_args(vggish_checkpoint, pca_file, model_dir):
+    return ["--checkpoint", str(vggish_checkpoint), "--pca-params", str(pca_file),
+            "--model-dir", str(model_dir)]
+
+
+def test_cli_npz_outputs_failures_and_skips(wavs, tmp_path, model_args, capsys, embedder):
+    out = tmp_path / "out"
+    with pytest.warns(AudioTaggerWarning):
+        code = _cli(wavs / "a.wav", wavs / "broken.wav", wavs / "c.wav", wavs / "nope.mp3", "-o", out,
+                    "--save-logmel", "-q", model_args=model_args)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.wav: not a media file" in err and "nope.mp3: no such file" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz", "c.npz"]  # nothing partial, no temp files
+    with np.load(out / "a.npz") as d:
+        assert d["embedding"].dtype == np.uint8 and d["embedding"].shape == (3, 128)
+        assert d["raw"].dtype == np.float32 and d["logmel"].shape == (3, 96, 64)
+        np.testing.assert_array_equal(d["times"], [0.0, 1.0, 2.0])
+        assert_close(d["raw"], embedder.embed_file(wavs / "a.wav").raw)
+    before = (out / "a.npz").stat().st_mtime_ns
+    assert _cli(wavs / "a.wav", "-o", out, model_args=model_args) == 0
+    assert (out / "a.npz").stat().st_mtime_ns == before and "exists, skipped" in capsys.readouterr().err
+
+
+def test_cli_tfrecord_is_the_audioset_format(wavs, tmp_path, model_args, embedder):
+    from audiotagger.records import read_tfrecord
+
+    assert _cli(wavs / "b.wav", "-o", tmp_path, "-f", "tfrecord", "--hop", "0.96", "-q",
+                model_args=model_args) == 0
+    (record,) = read_tfrecord(tmp_path / "b.tfrecord")
+    assert record["video_id"] == "b" and record["start_time_seconds"] == 0.0
+    assert record["end_time_seconds"] == 5.0 and record["labels"].size == 0
+    expected = embedder.embed_file(wavs / "b.wav", hop=0.96).embedding
+    assert record["audio_embedding"].shape == (5, 128)
+    assert np.abs(record["audio_embedding"].astype(int) - expected).max() <= 1  # uint8 rounding at most
+
+
+def test_cli_usage_and_model_errors(wavs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["embed", str(wavs / "a.wav"), "-o", str(tmp_path), "--hop", "0.005"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["embed", str(wavs / "a.wav"), "-o", str(tmp_path), "-f", "tfrecord", "--save-logmel"])
+    assert info.value.code == 2
+    capsys.readouterr()
+    assert main(["embed", str(wavs / "a.wav"), "-o", str(tmp_path), "--offline"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "vggish_model.ckpt" in err[0] and "--checkpoint" in err[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_refuses_two_inputs_with_one_output(wavs, tmp_path, model_args, capsys):
+    other = tmp_path / "in"
+    other.mkdir()
+    sf.write(other / "a.flac", tone(1.0), 16000)
+    out = tmp_path / "out"
+    assert _cli(wavs / "a.wav", other / "a.flac", "-o", out, "-q", model_args=model_args) == 1
+    assert "would also be written by" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["a.npz"]
