@@ -69,6 +69,38 @@ class Expected:
     check: Callable[[Path], None] | None = None
 
 
+class _RunningDigest:
+    """Digests of the partial file kept up to date as bytes are appended (saves a re-read)."""
+
+    def __init__(self, expected: Expected):
+        self.names = tuple(n for n in _HASHES if getattr(expected, n))
+        self.reset()
+
+    def reset(self) -> None:
+        self.hashers = {n: hashlib.new(n) for n in self.names}
+        self.count = 0
+
+    def update(self, block: bytes) -> None:
+        for h in self.hashers.values():
+            h.update(block)
+        self.count += len(block)
+
+    def catch_up(self, part: Path, start: int) -> None:
+        """Make the digests cover the first ``start`` bytes of ``part`` (hashing them if needed)."""
+        if self.count == start:
+            return
+        self.reset()
+        with open(part, "rb") as fh:
+            while self.count < start and (block := fh.read(min(1 << 20, start - self.count))):
+                self.update(block)
+
+    def result(self, part: Path) -> dict[str, str] | None:
+        """The digests if they cover exactly the file as it is now, else None."""
+        if not part.exists() or part.stat().st_size != self.count:
+            return None
+        return {n: h.hexdigest() for n, h in self.hashers.items()}
+
+
 class _Transient(Exception):
     """A failure worth another attempt (the partial file is kept unless ``restart``)."""
 
@@ -101,7 +133,8 @@ def file_digests(path: str | os.PathLike, algorithms: tuple[str, ...] = _HASHES)
     return {name: h.hexdigest() for name, h in hashers.items()}
 
 
-def check_file(path: str | os.PathLike, expected: Expected, *, checksum: bool = True) -> None:
+def check_file(path: str | os.PathLike, expected: Expected, *, checksum: bool = True,
+               digests: dict[str, str] | None = None) -> None:
     """Check ``path`` against ``expected``; raise :class:`ModelError` naming the file and the problem.
 
     Parameters
@@ -111,7 +144,10 @@ def check_file(path: str | os.PathLike, expected: Expected, *, checksum: bool = 
     expected : Expected
         Size, digests and structure check.
     checksum : bool
-        Compute the digests (a full read); False checks only size and structure.
+        Compare the digests (computing them is a full read); False checks only size and structure.
+    digests : dict, optional
+        Digests already computed for the file's current contents (while downloading it), used
+        instead of reading it again when they cover every expected algorithm.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -121,7 +157,7 @@ def check_file(path: str | os.PathLike, expected: Expected, *, checksum: bool = 
     if checksum:
         wanted = {name: getattr(expected, name) for name in _HASHES if getattr(expected, name)}
         if wanted:
-            got = file_digests(path, tuple(wanted))
+            got = digests if digests and set(wanted) <= set(digests) else file_digests(path, tuple(wanted))
             for name, value in wanted.items():
                 if got[name] != value.lower():
                     raise ModelError(f"{path}: {name} mismatch: got {got[name]}, expected {value}")
@@ -231,12 +267,13 @@ def _download_locked(url: str, dest: Path, expected: Expected, *, retries: int, 
     meta = part.with_name(part.name + ".json")
     attempt = tries = 0
     fresh_retry_used = False
+    running = _RunningDigest(expected)
     while True:
         before = part.stat().st_size if part.exists() else 0
         tries += 1
         resumed = before > 0
         try:
-            _fetch(url, part, meta, expected, timeout=timeout, progress=progress, desc=desc)
+            _fetch(url, part, meta, expected, running, timeout=timeout, progress=progress, desc=desc)
         except _Transient as exc:
             if exc.restart:
                 _discard(part, meta)
@@ -254,7 +291,7 @@ def _download_locked(url: str, dest: Path, expected: Expected, *, retries: int, 
             _discard_if_empty(part, meta)
             raise
         try:
-            check_file(part, expected)
+            check_file(part, expected, digests=running.result(part))
         except ModelError as exc:
             _discard(part, meta)
             if resumed and not fresh_retry_used:
@@ -282,8 +319,8 @@ def _discard_if_empty(part: Path, meta: Path) -> None:
         _discard(part, meta)
 
 
-def _fetch(url: str, part: Path, meta: Path, expected: Expected, *, timeout: float, progress: bool,
-           desc: str) -> None:
+def _fetch(url: str, part: Path, meta: Path, expected: Expected, running: _RunningDigest, *,
+           timeout: float, progress: bool, desc: str) -> None:
     """One attempt: append to ``part`` from where it ends, or restart it; raise _Transient to retry."""
     from tqdm.auto import tqdm
 
@@ -331,6 +368,10 @@ def _fetch(url: str, part: Path, meta: Path, expected: Expected, *, timeout: flo
         if total is not None and expected.size is not None and total != expected.size:
             raise _Transient(f"server offers {total} bytes, expected {expected.size}", restart=True)
         _write_validator(meta, response.headers)
+        if mode == "wb":
+            running.reset()
+        else:
+            running.catch_up(part, start)
         done = start
         bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=desc, disable=not progress, file=sys.stderr, leave=False)
@@ -344,6 +385,7 @@ def _fetch(url: str, part: Path, meta: Path, expected: Expected, *, timeout: flo
                     if not block:
                         break
                     out.write(block)
+                    running.update(block)
                     done += len(block)
                     bar.update(len(block))
         finally:
