@@ -24,6 +24,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -348,7 +349,8 @@ def _fetch(url: str, part: Path, meta: Path, expected: Expected, running: _Runni
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, socket.gaierror):
-            raise DownloadError(f"{url}: cannot resolve host ({reason.strerror or reason}); "
+            host = urllib.parse.urlsplit(url).hostname
+            raise DownloadError(f"{url}: cannot resolve host {host} ({reason.strerror or reason}); "
                                 "no network?") from None
         raise _Transient(f"cannot connect ({getattr(reason, 'strerror', None) or reason})") from None
     except (OSError, http.client.HTTPException) as exc:

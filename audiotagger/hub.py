@@ -384,10 +384,14 @@ def locate(name: str, path: str | os.PathLike | None = None, *,
                          f"(--offline or {OFFLINE_ENV}=1); {_ways_out(info)}")
     if problem.startswith("cached copy"):
         warnings.warn(f"{cached}: {problem}; downloading it again", AudioTaggerWarning, stacklevel=2)
+    url = url_for(info)
     try:
         return fetch(name, model_dir=model_dir, progress=progress)
     except DownloadError as exc:
-        raise DownloadError(f"{cached}: {name} model unavailable: {exc}; {_ways_out(info)}") from None
+        why = str(exc).removeprefix(f"{url}: ")
+        raise DownloadError(f"{cached}: {name} model unavailable: downloading {url} failed: {why}; "
+                            f"download it elsewhere and run `audiotagger models import PATH`"
+                            + (f", or pass {info.flag} PATH" if info.flag else "")) from None
 
 
 def fetch(name: str, *, model_dir: str | os.PathLike | None = None, force: bool = False,

@@ -216,6 +216,18 @@ def test_two_processes_download_once(server, tmp_path):
     assert leftovers(dest.parent) == ["big.bin"]
 
 
+def test_digest_computed_while_streaming(server, payload, tmp_path, monkeypatch):
+    def no_reread(*args, **kwargs):
+        raise AssertionError("file read again to hash it")
+
+    server.files["/m.bin"] = Served(payload, cut_after=80_000, cuts=1)
+    monkeypatch.setattr(dl, "file_digests", no_reread)
+    expected = dl.Expected(size=len(payload), sha256=hashlib.sha256(payload).hexdigest(),
+                           md5=hashlib.md5(payload).hexdigest())
+    dest = dl.download(server.url("/m.bin"), tmp_path / "m.bin", expected, **FAST)  # cut, resumed
+    assert dest.read_bytes() == payload
+
+
 def test_file_digests_and_check_file(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc")
