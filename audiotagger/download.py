@@ -336,7 +336,8 @@ def _fetch(url: str, part: Path, meta: Path, expected: Expected, running: _Runni
             headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        # A fresh opener reads the proxy variables now (urlopen's global one froze them at first use).
+        response = urllib.request.build_opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and have:

@@ -216,6 +216,17 @@ def test_two_processes_download_once(server, tmp_path):
     assert leftovers(dest.parent) == ["big.bin"]
 
 
+def test_proxy_variables_are_honoured(server, payload, tmp_path, monkeypatch):
+    # The loopback server plays the proxy: a host that doesn't exist is reached through it.
+    server.files["/m.bin"] = Served(payload)
+    monkeypatch.setenv("http_proxy", server.base)
+    monkeypatch.delenv("no_proxy")
+    dest = dl.download("http://models.example.invalid/m.bin", tmp_path / "m.bin", expected_for(payload),
+                       **FAST)
+    assert dest.read_bytes() == payload
+    assert [r.path for r in server.requests] == ["/m.bin"]
+
+
 def test_digest_computed_while_streaming(server, payload, tmp_path, monkeypatch):
     def no_reread(*args, **kwargs):
         raise AssertionError("file read again to hash it")
