@@ -386,7 +386,7 @@ def locate(name: str, path: str | os.PathLike | None = None, *,
         warnings.warn(f"{cached}: {problem}; downloading it again", AudioTaggerWarning, stacklevel=2)
     url = url_for(info)
     try:
-        return fetch(name, model_dir=model_dir, progress=progress)
+        return fetch(name, model_dir=model_dir, progress=progress, offline=False)
     except DownloadError as exc:
         why = str(exc).removeprefix(f"{url}: ")
         raise DownloadError(f"{cached}: {name} model unavailable: downloading {url} failed: {why}; "

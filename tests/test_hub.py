@@ -146,6 +146,11 @@ def test_locate_downloads_on_first_use_then_uses_the_cache(served, pca):
     assert len(served.requests) == 1
 
 
+def test_explicit_offline_false_overrides_the_environment(served, pca, monkeypatch):
+    monkeypatch.setenv(hub.OFFLINE_ENV, "1")
+    assert hub.locate("vggish-pca", offline=False, progress=False).read_bytes() == pca
+
+
 def test_locate_explicit_path(tmp_path):
     p = tmp_path / "mine.ckpt"
     p.write_bytes(b"anything")
