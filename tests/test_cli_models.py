@@ -13,6 +13,8 @@ from audiotagger.cli import main
 from .loopback_http import LoopbackServer, Served
 from .test_hub import pca_npz, torch_zip
 
+pytestmark = pytest.mark.timeout(120)  # loopback tests take seconds; never hang CI
+
 
 @pytest.fixture
 def mirror(monkeypatch):

@@ -17,6 +17,8 @@ from audiotagger.errors import DownloadError, ModelError
 from .loopback_http import LoopbackServer, Served
 
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.timeout(120)  # loopback tests take seconds; never hang CI
 FAST = {"backoff": 0.0, "timeout": 5.0, "progress": False}
 
 

@@ -20,6 +20,8 @@ from audiotagger.errors import AudioTaggerWarning, DownloadError, ModelError, Pa
 
 from .loopback_http import LoopbackServer, Served
 
+pytestmark = pytest.mark.timeout(120)  # loopback tests take seconds; never hang CI
+
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
