@@ -1,7 +1,10 @@
 """Evaluation metrics of AudioSet taggers (SPEC §5): mAP, mean AUC and d′.
 
-Per class k, ``AP_k = average_precision_score(target[:, k], output[:, k])`` and
-``AUC_k = roc_auc_score(...)`` (scikit-learn); mAP and AUC are unweighted means over the classes;
+Per class k, ``AP_k`` and ``AUC_k`` are exactly scikit-learn's ``average_precision_score`` and
+``roc_auc_score`` (the tests check agreement to 1e-6), computed here with one sort per class instead of
+sklearn's per-call validation, which cost seconds per evaluation of 527 classes on a busy CPU:
+AP = Σ_n (R_n − R_{n−1}) P_n over the distinct score thresholds (ties form one threshold), and AUC is
+the Mann–Whitney statistic with average ranks for ties. mAP and AUC are unweighted means over the classes;
 ``d′ = √2 · Φ⁻¹(AUC)`` from the *mean* AUC. Classes with no positive (or no negative) clip have no
 defined AP/AUC: they are left out of the means with a warning and stored as ``None``.
 """
@@ -46,7 +49,7 @@ def calculate_stats(probs: np.ndarray, targets: np.ndarray, *, warn: bool = True
     DataError
         If the shapes differ or no class can be evaluated.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from scipy.stats import rankdata
 
     probs = np.asarray(probs)
     targets = np.asarray(targets).astype(bool)
@@ -61,13 +64,30 @@ def calculate_stats(probs: np.ndarray, targets: np.ndarray, *, warn: bool = True
                       "negative) clip and are left out of mAP/AUC", AudioTaggerWarning, stacklevel=2)
     ap: list[float | None] = [None] * valid.size
     auc: list[float | None] = [None] * valid.size
-    for k in np.flatnonzero(valid):
-        ap[k] = float(average_precision_score(targets[:, k], probs[:, k]))
-        auc[k] = float(roc_auc_score(targets[:, k], probs[:, k]))
+    cols = np.flatnonzero(valid)
+    scores = probs[:, cols].astype(np.float64)
+    ranks = rankdata(scores, axis=0)                                  # average ranks for ties
+    n_pos = pos[cols].astype(np.float64)
+    n_neg = targets.shape[0] - n_pos
+    u = (ranks * targets[:, cols]).sum(axis=0) - n_pos * (n_pos + 1) / 2
+    for j, k in enumerate(cols):
+        ap[k] = _average_precision(scores[:, j], targets[:, k])
+        auc[k] = float(u[j] / (n_pos[j] * n_neg[j]))
     mean_ap = float(np.mean([v for v in ap if v is not None]))
     mean_auc = float(np.mean([v for v in auc if v is not None]))
     return {"mAP": mean_ap, "AUC": mean_auc, "d_prime": d_prime(mean_auc), "AP": ap, "auc": auc,
             "n_classes": int(valid.sum()), "n_clips": int(targets.shape[0])}
+
+
+def _average_precision(score: np.ndarray, target: np.ndarray) -> float:
+    """AP of one class, as ``sklearn.metrics.average_precision_score`` (step-wise, ties grouped)."""
+    order = np.argsort(-score, kind="mergesort")
+    s, t = score[order], target[order]
+    last = np.r_[s[1:] != s[:-1], True]                    # last position of each distinct threshold
+    tps = np.cumsum(t)[last].astype(np.float64)
+    precision = tps / (np.flatnonzero(last) + 1)
+    recall_step = np.diff(np.r_[0.0, tps]) / tps[-1]
+    return float(np.sum(recall_step * precision))
 
 
 def summary(stats: dict) -> str:
