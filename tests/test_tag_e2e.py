@@ -129,3 +129,21 @@ def test_python_api_mirrors_the_cli(tag_models, tmp_path):
     assert result.probs.shape == (7, 527) and result.meta["left"] == 10
     assert (tmp_path / "R9_ZSCveAHg_7s.srt").read_text().count("-->") >= 1
     assert len((tmp_path / "R9_ZSCveAHg_7s.tsv").read_text().splitlines()) > 1
+
+
+def test_panns_backend_through_tag(tmp_path, capsys):
+    from tests.panns_fixtures import panns_state_dict, write_pth
+
+    wav = shared_file("audio", "R9_ZSCveAHg_7s.wav")
+    pth = write_pth(tmp_path / "Cnn6_test.pth", {"model": panns_state_dict("cnn6", seed=1)})
+    out = tmp_path / "out"
+    code = main(["tag", str(wav), "--model", str(pth), "--sample-duration", "1.0", "--hop-duration", "1.0",
+                 "-f", "srt,npz,txt", "--top-k", "3", "-o", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    with np.load(out / "R9_ZSCveAHg_7s.npz", allow_pickle=False) as npz:
+        assert npz["probs"].shape == (7, 527) and str(npz["backend"]) == "panns"
+        np.testing.assert_allclose(npz["times"], np.arange(7.0))
+        np.testing.assert_allclose(npz["time"], np.arange(7.0) / 7.0, rtol=1e-6)   # PaddleAudio fractions
+        np.testing.assert_array_equal(npz["scores"], npz["probs"])
+    blocks = (out / "R9_ZSCveAHg_7s.txt").read_text().split("\n\n")
+    assert len(blocks) == 8 and blocks[1].splitlines()[0] == "1.0" and len(blocks[1].splitlines()) == 4

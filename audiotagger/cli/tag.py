@@ -12,6 +12,7 @@ from ..params import DEFAULT_LEFT, DEFAULT_RIGHT, DEFAULT_THRESHOLD, DEFAULT_TOP
 from .common import (
     expand_inputs,
     nonnegative_int,
+    positive_float,
     positive_int,
     probability,
     run_each,
@@ -49,8 +50,10 @@ def add_parser(sub) -> None:
                         "mp4 writes <stem>.tagged.mp4")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, metavar="NAME|PATH",
-                   help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'")
-    m.add_argument("--checkpoint", default=None, metavar="CKPT", help="VGGish checkpoint (vggish_model.ckpt)")
+                   help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'; "
+                        "or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth checkpoint")
+    m.add_argument("--checkpoint", default=None, metavar="CKPT",
+                   help="VGGish checkpoint (vggish_model.ckpt), or the .pth of a panns-* model")
     m.add_argument("--pca-params", "--pca_params", dest="pca_params", default=None, metavar="NPZ",
                    help="VGGish PCA parameters (vggish_pca_params.npz)")
     m.add_argument("--model-dir", "--model_dir", dest="model_dir", default=None, metavar="DIR",
@@ -60,8 +63,12 @@ def add_parser(sub) -> None:
                    help=f"seconds of context before each second (default: {DEFAULT_LEFT})")
     m.add_argument("--right", type=nonnegative_int, default=DEFAULT_RIGHT, metavar="N",
                    help=f"seconds of context after each second (default: {DEFAULT_RIGHT})")
-    m.add_argument("--batch-size", type=positive_int, default=1024, metavar="N",
-                   help="context windows per classifier call (default: 1024)")
+    m.add_argument("--sample-duration", "--sample_duration", dest="sample_duration", type=positive_float,
+                   default=None, metavar="S", help="PANNs: window length in seconds (default: 2.0)")
+    m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
+                   default=None, metavar="S", help="PANNs: seconds between windows (default: 0.3)")
+    m.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="windows per network call (default: 1024 context windows; PANNs: 8)")
     d = p.add_argument_group("display")
     d.add_argument("--threshold", type=probability, default=None, metavar="T",
                    help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
@@ -103,7 +110,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DataError, ParameterError
     from ..tag.result import load_result
     from ..tag.select import Selection
-    from ..tag.tagger import Tagger, media_source, output_paths, resolve_display, write_outputs
+    from ..tag.tagger import (
+        is_panns,
+        load_backend,
+        media_source,
+        output_paths,
+        resolve_display,
+        write_outputs,
+    )
     from ..tag.windows import check_context
     from ..tag.writers import parse_formats
 
@@ -114,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     if not from_probs and not args.inputs:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
     check_context(args.left, args.right)
+    if not is_panns(args.model) and (args.sample_duration is not None or args.hop_duration is not None):
+        raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
+                             "(--model panns-cnn14 ...)")
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
                "smooth": args.smooth, "per_second": args.per_second}
@@ -137,10 +154,11 @@ def run(args: argparse.Namespace) -> int:
     to_tag = [item for item in items if plans[item][0] and not plans[item][1]]
     results = iter(())
     if not from_probs and to_tag:
-        tagger = Tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                        model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
-        # one stream over every input to tag: the embedder batches examples across files
+        tagger = load_backend(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
+                              model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+        # one stream over every input to tag (the VGGish embedder batches examples across files)
         results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
+                                  sample_duration=args.sample_duration, hop_duration=args.hop_duration,
                                   progress=not args.quiet)
 
     def work(item) -> bool:

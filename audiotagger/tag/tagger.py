@@ -30,8 +30,9 @@ _PROGRESS_MIN_WINDOWS = 4 * DEFAULT_BATCH_SIZE
 """Show a per-file progress bar over the classifier only for files at least this long (seconds)."""
 
 
-def _is_panns(model: str | os.PathLike | None) -> bool:
-    return model is not None and (str(model).startswith("panns-") or str(model).endswith(".pth"))
+def is_panns(model: str | os.PathLike | None) -> bool:
+    """True if ``--model`` names the PANNs backend (``panns-cnn14|10|6`` or a ``.pth`` checkpoint)."""
+    return model is not None and (str(model).startswith("panns-") or str(model).lower().endswith(".pth"))
 
 
 class Tagger:
@@ -59,8 +60,8 @@ class Tagger:
     def __init__(self, model: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
                  pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                  offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
-        if _is_panns(model):
-            raise ParameterError(f"--model: {model}: the PANNs backend is not available in this build")
+        if is_panns(model):
+            raise ParameterError(f"--model: {model} is a PANNs model; use PannsBackend or load_backend()")
         from ..classifier import load_classifier
         from ..vggish.embed import VGGishEmbedder
 
@@ -122,7 +123,7 @@ class Tagger:
                          duration=float(emb.duration), meta=meta)
 
     def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-            progress: bool = False) -> TagResult:
+            progress: bool = False, **_other_backend: Any) -> TagResult:
         """Tag one file.
 
         Parameters
@@ -133,6 +134,8 @@ class Tagger:
             Context seconds before/after each second.
         progress : bool
             Progress bar for long files.
+        **_other_backend
+            Options of the other backend (``sample_duration``, ``hop_duration``), ignored.
 
         Returns
         -------
@@ -145,7 +148,7 @@ class Tagger:
         return self._result(str(path), emb, left, right, progress)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], *, left: int = DEFAULT_LEFT,
-                 right: int = DEFAULT_RIGHT, progress: bool = False
+                 right: int = DEFAULT_RIGHT, progress: bool = False, **_other_backend: Any
                  ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
         """Tag many files, sharing embedding batches across them (short files cost little each).
 
@@ -183,17 +186,97 @@ class Tagger:
         return self._result(source, emb, left, right, False)
 
 
+class PannsBackend:
+    """The PANNs backend (CNN14/10/6 on sliding windows, SPEC §7–8) with the interface of :class:`Tagger`.
+
+    Parameters
+    ----------
+    model : str or path-like
+        ``panns-cnn14``, ``panns-cnn10``, ``panns-cnn6`` or a PANNs ``.pth`` checkpoint.
+    checkpoint : path-like, optional
+        Local copy of the named model's checkpoint.
+    model_dir, offline
+        Model cache folder; never download.
+    batch_size : int, optional
+        Windows per network call (default: the PANNs default).
+    """
+
+    backend = "panns"
+
+    def __init__(self, model: str | os.PathLike = "panns-cnn14", *,
+                 checkpoint: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
+                 offline: bool | None = None, batch_size: int | None = None, **_vggish_only: Any):
+        from ..panns.tagging import PannsTagger
+
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        self.tagger = PannsTagger(model, checkpoint, model_dir=model_dir, offline=offline, **kwargs)
+        self.model_name = self.tagger.name
+
+    def tag(self, path: str | os.PathLike, *, sample_duration: float | None = None,
+            hop_duration: float | None = None, progress: bool = False, **_vggish_only: Any) -> TagResult:
+        """Tag one file: windows of ``sample_duration`` seconds every ``hop_duration`` seconds.
+
+        Returns
+        -------
+        TagResult
+            One step per window start (``hop`` = ``hop_duration``, ``window`` = ``sample_duration``);
+            the ``.npz`` also carries PaddleAudio's ``time`` (fraction of the length) and ``scores``.
+        """
+        from ..panns import params as pp
+
+        sample = pp.DEFAULT_SAMPLE_DURATION if sample_duration is None else float(sample_duration)
+        hop = pp.DEFAULT_HOP_DURATION if hop_duration is None else float(hop_duration)
+        if progress:
+            import sys
+
+            from tqdm.auto import tqdm
+
+            with tqdm(desc=Path(path).name, unit="window", leave=False, file=sys.stderr) as bar:
+                scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n))
+        else:
+            scores = self.tagger.tag_file(path, sample, hop)
+        meta = {"model": self.model_name, "backend": self.backend, "sample_duration": sample,
+                "hop_duration": hop, "version": __version__}
+        if Path(path).exists():
+            meta["path"] = str(Path(path).resolve())
+        return TagResult(source=str(path), times=scores.times, probs=scores.scores, hop=hop, window=sample,
+                         duration=scores.duration, meta=meta,
+                         extras={"time": scores.fractions, "scores": scores.scores})
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
+        for path in paths:
+            try:
+                yield Path(path), self.tag(path, **options)
+            except (AudioTaggerError, OSError) as exc:
+                yield Path(path), exc
+
+
+def load_backend(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger | PannsBackend:
+    """Load the backend ``--model`` names: :class:`PannsBackend` for PANNs models, else :class:`Tagger`.
+
+    Keyword arguments are those of the two constructors (``checkpoint``, ``pca_params``, ``model_dir``,
+    ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs.
+    """
+    if is_panns(model):
+        return PannsBackend(model, **kwargs)
+    return Tagger(model, **{k: v for k, v in kwargs.items() if v is not None or k != "batch_size"})
+
+
 @functools.lru_cache(maxsize=2)
-def _cached_tagger(model, checkpoint, pca_params, model_dir, offline, batch_size) -> Tagger:
-    return Tagger(model, checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir, offline=offline,
-                  batch_size=batch_size)
+def _cached_backend(model, checkpoint, pca_params, model_dir, offline, batch_size) -> Tagger | PannsBackend:
+    return load_backend(model, checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir,
+                        offline=offline, batch_size=batch_size)
 
 
-def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger:
-    """Return a :class:`Tagger` for these model settings, reusing one already loaded in this process."""
+def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger | PannsBackend:
+    """Return the backend for these model settings, reusing one already loaded in this process."""
     key = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in kwargs.items()}
-    return _cached_tagger(None if model is None else str(model), key.get("checkpoint"), key.get("pca_params"),
-                          key.get("model_dir"), key.get("offline"), key.get("batch_size", DEFAULT_BATCH_SIZE))
+    default_batch = None if is_panns(model) else DEFAULT_BATCH_SIZE
+    return _cached_backend(None if model is None else str(model), key.get("checkpoint"),
+                           key.get("pca_params"), key.get("model_dir"), key.get("offline"),
+                           key.get("batch_size", default_batch))
 
 
 def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[str],
@@ -246,8 +329,9 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              exclude: Iterable[str] | None = None,
              compat: bool | None = None, smooth: int | None = None, per_second: bool | None = None,
              burn: bool = False, overwrite: bool = False, from_probs: bool = False,
-             batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
-             tagger: Tagger | None = None) -> TagResult:
+             sample_duration: float | None = None, hop_duration: float | None = None,
+             batch_size: int | None = None, progress: bool = False,
+             tagger: Tagger | PannsBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
     Parameters
@@ -260,9 +344,12 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         ``"srt,npz"`` (default), ``"all"``, or a list of names from
         :data:`audiotagger.tag.writers.FORMATS`.
     model, checkpoint, pca_params, model_dir, offline, batch_size
-        Model selection (see :class:`Tagger`); ignored with ``tagger`` or ``from_probs``.
+        Model selection (see :func:`load_backend`); ignored with ``tagger`` or ``from_probs``. ``model``
+        ``panns-cnn14|10|6`` or a ``.pth`` file selects the PANNs backend.
     left, right : int
-        Context seconds before/after each second (ignored with ``from_probs``).
+        VGGish backend: context seconds before/after each second.
+    sample_duration, hop_duration : float, optional
+        PANNs backend: window length and hop in seconds (default 2.0 and 0.3).
     threshold, top_k, show_music_speech, exclude, compat, smooth, per_second
         Display options (:class:`~audiotagger.tag.select.DisplayOptions`); None takes the value stored in
         the ``.npz`` with ``from_probs``, else the default.
@@ -295,7 +382,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size)
-        result = tagger.tag(path, left=left, right=right, progress=progress)
+        result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
+                            hop_duration=hop_duration, progress=progress)
     if output_dir is not None:
         write_outputs(Selection(result, options), output_paths(Path(path), output_dir, fmts),
                       overwrite=overwrite, burn=burn, source=source)
