@@ -77,6 +77,9 @@ def add_parser(sub) -> None:
     e.add_argument("--average-last", dest="average_last", type=nonnegative_int, default=0,
                    help="at the end, average the weights of the K checkpoints ending at the best one "
                         "(averaged.npz)")
+    o.add_argument("--prior-init", dest="prior_init", action="store_true",
+                   help="start the output bias at the logit of each class's frequency in training batches "
+                        "(much faster start than 0, i.e. probabilities of 0.5)")
     p.add_argument("--lazy", action="store_true", help="keep HDF5 embeddings on disk (sets larger than RAM)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -97,7 +100,8 @@ def run(args) -> int:
         weight_decay=args.weight_decay, mixup=args.mixup, iterations=args.iterations,
         eval_every=args.eval_every, eval_data=args.eval_data, validation_split=args.validation_split,
         test_split=args.test_split, split_seed=args.split_seed, seed=args.seed, sampler=args.sampler,
-        patience=args.patience, save_probs=args.save_probs, average_last=args.average_last, lazy=args.lazy,
+        patience=args.patience, save_probs=args.save_probs, average_last=args.average_last,
+        prior_init=args.prior_init, lazy=args.lazy,
         progress=not args.quiet)
     b = result.best_stats
     print(f"best iteration {result.best_iteration}: mAP {b['mAP']:.4f}  AUC {b['AUC']:.4f}  "

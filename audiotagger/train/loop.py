@@ -31,7 +31,7 @@ log = logging.getLogger("audiotagger.train")
 
 # Settings that must not change when a run is resumed (the others, e.g. --iterations, may).
 _IDENTITY = ("model", "data_dir", "eval_data", "validation_split", "test_split", "split_seed", "seed",
-             "batch_size", "sampler", "lr", "lr_schedule", "warmup", "weight_decay", "mixup")
+             "batch_size", "sampler", "lr", "lr_schedule", "warmup", "weight_decay", "mixup", "prior_init")
 
 
 @dataclass
@@ -79,8 +79,8 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=(2, 3),
           warmup: int = 0, weight_decay: float = 0.0, mixup: float = 0.0, iterations: int = 30000,
           eval_every: int = 1000, eval_data=None, validation_split: float = 0.0, test_split: float = 0.0,
           split_seed: int = 1234, seed: int = 1234, sampler: str = "balanced", patience: int = 10,
-          save_probs: bool = False, average_last: int = 0, lazy: bool = False, progress: bool = True,
-          ) -> TrainResult:
+          save_probs: bool = False, average_last: int = 0, prior_init: bool = False, lazy: bool = False,
+          progress: bool = True) -> TrainResult:
     """Train an attention classifier on AudioSet embeddings, resuming a previous run of the same settings.
 
     Parameters
@@ -119,6 +119,10 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=(2, 3),
         Also keep each evaluation's probabilities (for ``audiotagger stats --ensemble``).
     average_last : int
         At the end, average the weights of this many checkpoints ending at the best one (0: off).
+    prior_init : bool
+        Start the output bias (the output batch-norm's beta in the attention models) at the logit of each
+        class's frequency in training batches instead of 0, so that the first thousands of updates are not
+        spent pulling 527 outputs down from 0.5 (Adam moves a bias by about ``lr`` per step).
     lazy : bool
         Keep HDF5 embeddings on disk (for sets larger than memory).
     progress : bool
@@ -157,11 +161,13 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=(2, 3),
         "seed": seed, "batch_size": batch_size, "sampler": sampler, "lr": lr, "lr_schedule": lr_schedule,
         "warmup": warmup, "weight_decay": weight_decay, "mixup": mixup, "iterations": iterations,
         "eval_every": eval_every, "patience": patience, "save_probs": save_probs,
-        "average_last": average_last, "version": __version__,
+        "average_last": average_last, "prior_init": prior_init, "version": __version__,
     }
     previous = read_json(ws.run_file) if ws.run_file.is_file() else None
     if previous is not None:
-        changed = [k for k in _IDENTITY if previous.get(k) != json.loads(json.dumps(settings[k]))]
+        older = {"prior_init": False}                       # settings added later, at their old behaviour
+        changed = [k for k in _IDENTITY
+                   if previous.get(k, older.get(k)) != json.loads(json.dumps(settings[k]))]
         if changed:
             raise ParameterError(f"--workspace {ws.root} --tag {tag}: holds a run with different "
                                  f"{', '.join(changed)}; choose another --tag to start a new run")
@@ -221,6 +227,8 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     mix_rng = np.random.default_rng(s["seed"] + 1)
     state = {"iteration": 0, "best_map": -1.0, "best_iteration": -1, "bad_evals": 0}
 
+    if s.get("prior_init"):
+        _init_output_prior(model, train_set.y, s)
     resumed = _resume(ws, model, optimizer, sampler, mix_rng, state)
     log.info("run %s: %d training clips, %d evaluation clips%s; model %s (%d parameters)%s", ws.dir,
              len(train_set), len(eval_set), f", {len(test_set)} test clips" if test_set else "",
@@ -285,6 +293,20 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     if test_set is not None:
         result.test_stats = _test(ws, model, test_set, forward, result.averaged_stats is not None)
     return result
+
+
+def _init_output_prior(model, y: np.ndarray, s: dict, batches: int = 20) -> None:
+    """Set the output bias to the logit of each class's frequency in (a separate draw of) training batches."""
+    probe = make_sampler(s["sampler"], y, s["batch_size"], s["seed"] + 2)
+    freq = np.mean([y[probe.next_batch()].mean(axis=0) for _ in range(batches)], axis=0)
+    prior = np.clip(freq, 1e-4, 0.5)
+    logit = np.log(prior / (1 - prior)).astype(np.float32)
+    names = {layer.name: layer for layer in model.layers}
+    if "output_bn" in names:
+        names["output_bn"].beta.assign(logit)
+    else:
+        layer = names["probs"] if hasattr(names["probs"], "bias") else names["cla"]
+        layer.bias.assign(logit)
 
 
 def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:

@@ -1,0 +1,176 @@
+"""End to end: train a tiny model on a few hundred real AudioSet clips, resume (also after kill -9 during a
+checkpoint write), stats and evaluate through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from audiotagger.cli import main
+
+from .conftest import ROOT, shared_file
+
+N_CLIPS = 400
+TINY = ["--levels", "3", "1", "--hidden-units", "32", "--batch-size", "64", "--eval-every", "2",
+        "--validation-split", "0.25", "--save-probs", "-q"]
+
+
+@pytest.fixture(scope="module")
+def small_h5(tmp_path_factory):
+    """The first 400 clips of the shared balanced split (short clips included) as a packed HDF5 file."""
+    src = shared_file("audioset", "bal_train.h5")
+    path = tmp_path_factory.mktemp("data") / "small.h5"
+    with h5py.File(src) as f, h5py.File(path, "w") as g:
+        short = np.flatnonzero(f["n_frames"][()] < 10)[:20]
+        idx = np.unique(np.concatenate([np.arange(N_CLIPS - short.size), short]))
+        for key in ("x", "y", "video_id_list", "n_frames"):
+            g[key] = f[key][()][idx]
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(small_h5, tmp_path_factory):
+    """A run trained to 4 iterations and then resumed to 8 by rerunning the command."""
+    ws = tmp_path_factory.mktemp("ws")
+    cmd = ["train", "--data_dir", str(small_h5), "--workspace", str(ws), "--tag", "tiny", *TINY]
+    assert main([*cmd, "--iterations", "4"]) == 0
+    first = sorted(p.name for p in (ws / "tiny" / "checkpoints").iterdir())
+    assert main([*cmd, "--iterations", "8"]) == 0
+    return ws, first, cmd
+
+
+def test_train_writes_workspace_and_resumes(trained):
+    ws, first, _ = trained
+    run = ws / "tiny"
+    assert first == ["iter_0000000.npz", "iter_0000002.npz", "iter_0000004.npz"]
+    its = (0, 2, 4, 6, 8)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"iter_{i:07d}.npz" for i in its]
+    assert sorted(p.name for p in (run / "stats").iterdir()) == [f"iter_{i:07d}.json" for i in its]
+    assert (run / "probs" / "iter_0000008.npz").is_file() and (run / "probs" / "targets.npz").is_file()
+    logs = sorted((run / "logs").iterdir())
+    assert [p.name for p in logs] == ["00000.log", "00001.log"]
+    assert "resumed at iteration 4" in logs[1].read_text()
+    stats = json.loads((run / "stats" / "iter_0000008.json").read_text())
+    n_clips = len(np.load(run / "split.npz")["validation"])
+    assert n_clips > 90 and stats["n_clips"] == n_clips and len(stats["AP"]) == 527 and 0 < stats["mAP"] < 1
+    best = json.loads((run / "best.json").read_text())
+    assert best["stats"]["mAP"] == max(json.loads(p.read_text())["mAP"] for p in (run / "stats").iterdir())
+    assert not list(run.rglob(".*.part*"))
+    settings = json.loads((run / "run.json").read_text())
+    assert settings["lr"] == 1e-3 and settings["model"]["levels"] == [1, 3]
+
+
+def test_rerun_with_other_settings_is_refused(trained, capsys):
+    ws, _, cmd = trained
+    with pytest.raises(SystemExit) as exc:
+        main([*cmd, "--iterations", "8", "--lr", "0.01"])
+    assert exc.value.code == 2
+    assert "different lr" in capsys.readouterr().err
+
+
+def test_lr_is_really_used(trained):
+    ws, _, _ = trained
+    with np.load(ws / "tiny" / "checkpoints" / "iter_0000002.npz") as f:
+        state = json.loads(str(f["train_state"]))
+        assert state["iteration"] == 2
+        assert int(f["opt000"]) == 2                          # optimizer iteration counter saved
+
+
+def test_stats_table_range_ensemble_plot(trained, capsys, tmp_path):
+    ws, _, _ = trained
+    assert main(["stats", "--workspace", str(ws), "--tag", "tiny", "--begin", "2", "--step", "2",
+                 "--end", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["iterations", "mAP", "AUC", "d-prime"]
+    assert [int(line.split()[0]) for line in lines[1:]] == [2, 4, 6]           # --end is exclusive
+    assert main(["stats", "--workspace", str(ws), "--ensemble", "-f", "json",
+                 "--plot", str(tmp_path / "s.png")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["iteration"] for r in rows] == [0, 2, 4, 6, 8, "ensemble"]
+    assert rows[-1]["iterations"] == [0, 2, 4, 6, 8] and 0 < rows[-1]["mAP"] < 1
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["stats", "--workspace", str(ws), "-f", "csv", "--begin", "8"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("8,")
+
+
+def test_evaluate_cli_matches_metrics(trained, small_h5, tmp_path, capsys):
+    from audiotagger.classifier import load_classifier
+    from audiotagger.train.data import read_h5
+    from audiotagger.train.metrics import calculate_stats
+
+    ws, _, _ = trained
+    model = ws / "tiny" / "best.npz"
+    assert main(["evaluate", "--model", str(model), "--data", str(small_h5),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    assert "mAP" in capsys.readouterr().out
+    got = json.loads((tmp_path / "e.json").read_text())
+    data = read_h5(small_h5)
+    want = calculate_stats(load_classifier(model).predict(data.x), data.y, warn=False)
+    assert abs(got["mAP"] - want["mAP"]) < 1e-6 and abs(got["d_prime"] - want["d_prime"]) < 1e-6
+    assert len(got["mids"]) == 527
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+import audiotagger.fileio as fio
+real = fio.os.replace
+def replace(src, dst):
+    if str(dst).endswith("iter_0000004.npz"):
+        os.kill(os.getpid(), signal.SIGKILL)          # dies with the checkpoint written but not renamed
+    real(src, dst)
+fio.os.replace = replace
+from audiotagger.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resume_after_kill_during_checkpoint_write(trained, small_h5, tmp_path):
+    ws_done, _, _ = trained
+    ws = tmp_path / "ws"
+    cmd = ["train", "--data-dir", str(small_h5), "--workspace", str(ws), "--tag", "tiny", *TINY,
+           "--iterations", "6"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, *cmd], env=env, capture_output=True,
+                          timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    ckpt = ws / "tiny" / "checkpoints"
+    assert sorted(p.name for p in ckpt.glob("iter_*")) == ["iter_0000000.npz", "iter_0000002.npz"]
+    assert list(ckpt.glob(".iter_0000004.npz.*"))                    # the orphaned temporary file
+    (ckpt / "iter_0000003.npz").write_bytes(b"PK\x03\x04 half a file")  # and a damaged one, too
+    with pytest.warns(Warning, match="unreadable checkpoint skipped"):
+        assert main(cmd) == 0
+    assert not list(ckpt.glob(".*"))
+    assert "resumed at iteration 2" in sorted((ws / "tiny" / "logs").iterdir())[-1].read_text()
+    # the resumed run drew exactly the batches of the uninterrupted one
+    other = ws_done / "tiny" / "checkpoints" / "iter_0000006.npz"
+    with np.load(ckpt / "iter_0000006.npz") as a, np.load(other) as b:
+        for key in ("sampler_lists", "sampler_pointers", "sampler_queue", "sampler_rng"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_bad_input_fails_before_training(small_h5, tmp_path, capsys):
+    ws = tmp_path / "ws"
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data-dir", str(small_h5), "--workspace", str(ws), "--levels", "4"])
+    assert exc.value.code == 2 and "--levels" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--data-dir", str(empty), "--workspace", str(ws),
+                 "--validation-split", "0.2"]) == 1
+    assert "no training data" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data-dir", str(small_h5), "--workspace", str(ws)])
+    assert exc.value.code == 2 and "--validation-split" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data-dir", str(small_h5), "--workspace", str(blocker / "ws"),
+              "--validation-split", "0.2"])
+    assert exc.value.code == 2 and "not writable" in capsys.readouterr().err
+    assert not ws.exists()
