@@ -105,11 +105,13 @@ def test_many_inputs_short_audio_and_a_broken_file(tag_models, tmp_path, capsys)
     broken.write_bytes(b"\x00" * 1000)
     out = tmp_path / "out"
     code = main(["tag", str(jfk), str(broken), str(phone), str(short), str(baby), "-o", str(out),
-                 "-f", "json,npz", *model_args(tag_models)])
+                 "-f", "json,npz,mp4", *model_args(tag_models)])
     captured = capsys.readouterr()
     assert code == 1
     assert "broken.mp3" in captured.err and "1 failed" in captured.err
     assert "warning" in captured.err.lower() and "short.wav" in captured.err
+    assert "jfk.flac: no video stream, so no mp4 output" in captured.err
+    assert not list(out.glob("*.mp4"))
     assert not list(out.glob("broken.*"))
     for stem, seconds in (("jfk", 11), ("R9_ZSCveAHg_7s", 7), ("short", 1), ("crying_baby_1-60997-B", 5)):
         with np.load(out / f"{stem}.npz", allow_pickle=False) as npz:

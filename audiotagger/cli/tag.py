@@ -102,7 +102,9 @@ def add_parser(sub) -> None:
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"audiotagger: warning: {message}", file=sys.stderr if file is None else file)
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"audiotagger: warning: {message}", file=sys.stderr if file is None else file)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,8 +171,10 @@ def run(args: argparse.Namespace) -> int:
                             "separate -o folders")
         if not pending:
             if not args.quiet:
-                print(f"audiotagger: {item.path}: outputs exist, skipping (use --overwrite to redo)",
-                      file=sys.stderr)
+                from tqdm.auto import tqdm
+
+                tqdm.write(f"audiotagger: {item.path}: outputs exist, skipping (use --overwrite to redo)",
+                           file=sys.stderr)
             return False
         source = None
         if from_probs:
@@ -187,7 +191,10 @@ def run(args: argparse.Namespace) -> int:
         sel = Selection(result, options)
         write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source)
         if not args.quiet:
-            print(sel.summary_text(), flush=True)
+            from tqdm.auto import tqdm
+
+            tqdm.write(sel.summary_text(), file=sys.stdout)
+            sys.stdout.flush()
         return True
 
     with warnings.catch_warnings():

@@ -342,7 +342,7 @@ class Selection:
     def summary_text(self) -> str:
         """The summary as the lines printed to stdout."""
         res = self.result
-        head = f"{res.source}: {res.duration:.1f} s, {res.num_steps} steps"
+        head = f"{res.source}: {res.duration:.1f} s, {res.num_steps} step{'s' if res.num_steps != 1 else ''}"
         rows = self.summary()
         if not rows:
             return head + " (no tags)"

@@ -306,7 +306,7 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
     Returns
     -------
     list of pathlib.Path
-        The files written.
+        The files written. An ``mp4`` for an input without a video stream is skipped with a warning.
     """
     written = []
     src = Path(source if source is not None else sel.result.source)
@@ -316,7 +316,14 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
             continue
         if path.exists() and not overwrite:
             continue
-        written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn))
+        try:
+            written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn))
+        except AudioError as exc:
+            from .video import NoVideoStreamError
+
+            if not isinstance(exc, NoVideoStreamError):
+                raise
+            warnings.warn(str(exc), AudioTaggerWarning, stacklevel=2)
     return written
 
 

@@ -24,6 +24,10 @@ from .select import Selection
 SUBTITLE_LANGUAGE = "eng"
 SUBTITLE_TITLE = "AudioSet tags"
 
+class NoVideoStreamError(AudioError):
+    """The input has no video stream, so there is no video to copy the tags into."""
+
+
 _VIDEO_STREAM = re.compile(r"Stream #\d+:\d+.*: Video: (?!.*attached pic)")
 
 
@@ -73,8 +77,10 @@ def write_tagged_video(sel: Selection, path: str | os.PathLike, *, source: str |
 
     Raises
     ------
+    NoVideoStreamError
+        The source has no video stream (nothing is written).
     AudioError
-        The source is missing or has no video stream, or ffmpeg/moviepy fails; nothing is written.
+        The source is missing, or ffmpeg/moviepy fails; nothing is written.
     """
     from .writers import WriteSRT
 
@@ -82,7 +88,7 @@ def write_tagged_video(sel: Selection, path: str | os.PathLike, *, source: str |
     if not src.is_file():
         raise AudioError(f"{src}: -f mp4 needs the input video, which is not there")
     if not has_video(src):
-        raise AudioError(f"{src}: -f mp4 needs a video input, this file has no video stream")
+        raise NoVideoStreamError(f"{src}: no video stream, so no mp4 output")
     path = Path(path)
     with (tempfile.TemporaryDirectory(prefix="audiotagger-") as tmp,
           atomic_path(path, overwrite=overwrite) as out):
