@@ -112,3 +112,14 @@ def test_smoothing_flag_forms():
     assert parse_args(["tag", "a.wav", "--show_music_speech", "n"]).show_music_speech is False
     assert parse_args(["tag", "a.wav", "--show-music-speech"]).show_music_speech is True
     assert np.isclose(parse_args(["tag", "a.wav", "--threshold", "0.01"]).threshold, 0.01)
+
+
+def test_tag_file_from_probs_api(tmp_path):
+    from audiotagger import tag_file
+
+    npz = save_probs(tmp_path / "walk.npz")
+    before = npz.read_bytes()
+    result = tag_file(npz, from_probs=True, output_dir=tmp_path, formats="srt,npz", overwrite=True,
+                      per_second=True)
+    assert result.num_steps == 8 and npz.read_bytes() == before
+    assert (tmp_path / "walk.srt").read_text().count("-->") == 8

@@ -1,7 +1,9 @@
 """Tag audio/video files: embeddings → context windows → classifier → :class:`TagResult` → outputs.
 
-:class:`Tagger` loads the models once and tags any number of inputs; :func:`tag_file` mirrors the
-``audiotagger tag`` command (every flag is a keyword) and reuses one ``Tagger`` per model setting.
+:class:`Tagger` (VGGish + attention classifier) and :class:`PannsBackend` (PANNs CNN14/10/6) load their
+models once and tag any number of inputs; :func:`load_backend` picks one from ``--model``.
+:func:`tag_file` mirrors the ``audiotagger tag`` command (every flag is a keyword) and reuses one loaded
+backend per model setting.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class Tagger:
         if embedding.shape[0] == 0:
             raise AudioError(f"{source}: no audio to tag")
         probs = self.classify(embedding, left, right, progress=progress, desc=Path(source).name)
-        hop = float(emb.times[1] - emb.times[0]) if len(emb.times) > 1 else 1.0
+        hop = float(getattr(emb, "hop", 1.0))
         meta = {"model": self.model_name, "backend": self.backend, "left": left, "right": right,
                 "version": __version__}
         if Path(source).exists():
@@ -392,8 +394,9 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
                             hop_duration=hop_duration, progress=progress)
     if output_dir is not None:
-        write_outputs(Selection(result, options), output_paths(Path(path), output_dir, fmts),
-                      overwrite=overwrite, burn=burn, source=source)
+        paths = {fmt: p for fmt, p in output_paths(Path(path), output_dir, fmts).items()
+                 if p.resolve() != Path(path).resolve()}      # never replace the input itself
+        write_outputs(Selection(result, options), paths, overwrite=overwrite, burn=burn, source=source)
     return result
 
 
