@@ -39,6 +39,28 @@ def test_windows_follow_paddleaudio(n, window, hop, rng):
     assert list(iter_windows([np.zeros(0, np.float32)], window, hop)) == []
 
 
+def test_windows_stream_lazily():
+    pulled = []
+
+    def chunks():
+        for i in range(1000):
+            pulled.append(i)
+            yield np.full(100, i, np.float32)
+
+    windows = iter_windows(chunks(), 250, 100)
+    start, first = next(windows)
+    assert start == 0 and len(pulled) == 3  # only what the first window needs was read
+    assert next(windows)[0] == 100 and len(pulled) == 4
+    assert sum(1 for _ in windows) == 998
+
+
+def test_registry_names():
+    from audiotagger import hub
+
+    for name in params.MODEL_NAMES:
+        assert hub.REGISTRY[name].filename.endswith(".pth")
+
+
 def test_window_samples():
     assert window_samples(2.0, 0.3) == (64000, 9600)
     for bad in ((0, 0.3), (2.0, -1), (2.0, float("nan")), (True, 0.3)):
