@@ -31,11 +31,19 @@ def _env(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+"""Zip member timestamp: np.savez and writestr stamp the current time, so bytes made a second apart differ."""
+
+
 def pca_npz(seed: int = 0) -> bytes:
-    """An .npz with the official PCA file's array names, shapes and dtypes."""
+    """An .npz with the official PCA file's array names, shapes and dtypes (same bytes for the same seed)."""
     rng = np.random.default_rng(seed)
     buf = io.BytesIO()
-    np.savez(buf, pca_eigen_vectors=rng.normal(size=(128, 128)), pca_means=rng.normal(size=128))
+    with zipfile.ZipFile(buf, "w") as zf:
+        arrays = {"pca_eigen_vectors": rng.normal(size=(128, 128)), "pca_means": rng.normal(size=128)}
+        for name, array in arrays.items():
+            with zf.open(zipfile.ZipInfo(f"{name}.npy", FIXED_TIME), "w") as fh:
+                np.lib.format.write_array(fh, array, allow_pickle=False)
     return buf.getvalue()
 
 
@@ -55,8 +63,8 @@ def tf_table(body: bytes = b"\0" * 64) -> bytes:
 def torch_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("Cnn6_mAP=0.343/data.pkl", b"\x80\x02}q\x00.")
-        zf.writestr("Cnn6_mAP=0.343/version", b"3\n")
+        zf.writestr(zipfile.ZipInfo("Cnn6_mAP=0.343/data.pkl", FIXED_TIME), b"\x80\x02}q\x00.")
+        zf.writestr(zipfile.ZipInfo("Cnn6_mAP=0.343/version", FIXED_TIME), b"3\n")
     return buf.getvalue()
 
 
@@ -372,6 +380,13 @@ def test_tf_table_check_on_a_real_v1_checkpoint(tmp_path):
     ckpt.write_bytes(ckpt.read_bytes()[:-1])
     with pytest.raises(ModelError):
         filecheck.check_tf_table(ckpt)
+
+
+def test_test_files_are_deterministic():
+    for data in (pca_npz(5), torch_zip()):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            assert {info.date_time for info in zf.infolist()} == {FIXED_TIME}
+    assert pca_npz(5) == pca_npz(5) != pca_npz(6)
 
 
 def test_npz_check(tmp_path):
