@@ -197,9 +197,12 @@ def test_corrupt_existing_file_is_replaced(server, payload, tmp_path):
 
 
 def test_two_processes_download_once(server, tmp_path):
+    import filelock
+
     data = os.urandom(400_000)
-    server.files["/big.bin"] = Served(data, delay=0.04, chunk=16_384)  # about 1 s per transfer
+    server.files["/big.bin"] = Served(data, delay=0.02, chunk=16_384)  # about 0.5 s per transfer
     dest = tmp_path / "cache" / "big.bin"
+    dest.parent.mkdir()
     script = textwrap.dedent(f"""
         from audiotagger import download as dl
         dl.download({server.url('/big.bin')!r}, {str(dest)!r},
@@ -207,14 +210,17 @@ def test_two_processes_download_once(server, tmp_path):
                     backoff=0.0, timeout=10.0, progress=True)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    # Hold the lock until both processes are waiting on it, so that they really start together.
+    with filelock.FileLock(dest.parent / ".big.bin.lock"):
+        procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        first_lines = [p.stderr.readline() for p in procs]
+        assert all("waiting for another process downloading" in line for line in first_lines), first_lines
     errs = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     assert dest.read_bytes() == data
-    # One full transfer: the second process waited on the lock, then found the verified file.
+    # One full transfer: whichever process got the lock second found the verified file.
     assert [r.status for r in server.hits("/big.bin")] == [200]
-    assert any("waiting for another process" in e for e in errs)
     assert leftovers(dest.parent) == ["big.bin"]
 
 
