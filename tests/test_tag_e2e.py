@@ -67,13 +67,13 @@ def test_big_buck_bunny_every_format_and_from_probs(tag_models, tmp_path, capsys
         assert np.all((probs >= 0) & (probs <= 1))
 
     # the matrix is the classifier applied to the context windows of the embeddings
-    from audiotagger.classifier import load_classifier
+    from audiotagger.tag.tagger import load_tagger
     from audiotagger.tag.windows import context_windows
-    from audiotagger.vggish.embed import VGGishEmbedder
 
     ckpt, pca, clf = tag_models
-    emb = VGGishEmbedder(ckpt, pca).embed_file(video, hop=1.0)
-    expected = load_classifier(clf).predict(context_windows(emb.embedding, 3, 1))
+    tagger = load_tagger(clf, checkpoint=ckpt, pca_params=pca)      # reused by the Python API test
+    emb = tagger.embedder.embed_file(video, hop=1.0)
+    expected = tagger.classifier.predict(context_windows(emb.embedding, 3, 1))
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
 
     assert (out / "big_buck_bunny_60s.png").read_bytes()[:4] == b"\x89PNG"

@@ -278,7 +278,7 @@ def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger
     default_batch = None if is_panns(model) else DEFAULT_BATCH_SIZE
     return _cached_backend(None if model is None else str(model), key.get("checkpoint"),
                            key.get("pca_params"), key.get("model_dir"), key.get("offline"),
-                           key.get("batch_size", default_batch))
+                           key.get("batch_size") or default_batch)
 
 
 def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[str],
