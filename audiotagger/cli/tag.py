@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from ..tag.select import Selection
     from ..tag.tagger import (
         is_panns,
-        load_backend,
+        load_tagger,
         media_source,
         output_paths,
         resolve_display,
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
     to_tag = [item for item in items if plans[item][0] and not plans[item][1]]
     results = iter(())
     if not from_probs and to_tag:
-        tagger = load_backend(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                              model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+        tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
+                             model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
         # one stream over every input to tag (the VGGish embedder batches examples across files)
         results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
                                   sample_duration=args.sample_duration, hop_duration=args.hop_duration,
