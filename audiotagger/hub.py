@@ -219,7 +219,7 @@ def _write_stamp(info: ModelInfo, path: Path) -> None:
     record = {"name": info.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     record.update({k: getattr(info, k) for k in ("sha256", "md5") if getattr(info, k)})
     with contextlib.suppress(OSError):  # a read-only cache still works: it is re-hashed at each load
-        atomic_write_text(_stamp_path(path), json.dumps(record) + "\n")
+        _readable(atomic_write_text(_stamp_path(path), json.dumps(record) + "\n"))
 
 
 def _drop_stamp(path: Path) -> None:
@@ -321,6 +321,27 @@ def status(name: str, *, model_dir: str | os.PathLike | None = None, full: bool 
 def list_models(*, model_dir: str | os.PathLike | None = None) -> list[ModelStatus]:
     """Return the status of every registry entry (no hashing)."""
     return [status(name, model_dir=model_dir) for name in REGISTRY]
+
+
+def other_files(*, model_dir: str | os.PathLike | None = None) -> tuple[list[Path], list[Path]]:
+    """Return what else the cache holds: derived files and partial downloads.
+
+    Returns
+    -------
+    derived : list of pathlib.Path
+        Files that are not registry files (converted weights the loaders cache, in sub-folders).
+    partial : list of pathlib.Path
+        Interrupted downloads (``.<file>.part``), resumed by the next download of that model.
+    """
+    root = cache_dir(model_dir)
+    if not root.is_dir():
+        return [], []
+    known = {info.filename for info in REGISTRY.values()}
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    partial = [p for p in files if p.parent == root and p.name.startswith(".") and p.name.endswith(".part")]
+    derived = [p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)
+               and not (p.parent == root and p.name in known)]
+    return derived, partial
 
 
 # --- lookup, download, import ---------------------------------------------------------------------

@@ -104,6 +104,27 @@ def test_import_and_offline(mirror, tmp_path, capsys, monkeypatch):
     assert mirror.requests == []
 
 
+def test_list_json_and_other_files(mirror, capsys):
+    import json
+
+    assert main(["models", "download", "vggish-pca", "-q"]) == 0
+    (hub.cache_dir() / "converted").mkdir()
+    (hub.cache_dir() / "converted" / "vggish-abc.weights.h5").write_bytes(b"\0" * 2000)
+    (hub.cache_dir() / ".Cnn6_mAP=0.343.pth.part").write_bytes(b"\0" * 300)
+    capsys.readouterr()
+    assert main(["models", "list", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cache"] == str(hub.cache_dir()) and report["offline"] is False
+    by_name = {m["name"]: m for m in report["models"]}
+    assert by_name["vggish-pca"]["state"] == "verified" and by_name["panns-cnn14"]["state"] == "missing"
+    assert by_name["panns-cnn14"]["expected_size"] == 327_428_481
+    assert report["derived_files"] == [str(hub.cache_dir() / "converted" / "vggish-abc.weights.h5")]
+    assert report["partial_downloads"] == [str(hub.cache_dir() / ".Cnn6_mAP=0.343.pth.part")]
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "derived files (converted weights): 1, 2.0 kB" in out and "partial downloads: 1, 300 B" in out
+
+
 def test_model_dir_flag(mirror, tmp_path, capsys):
     assert main(["models", "download", "vggish-pca", "-q", "--model-dir", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "vggish_pca_params.npz").is_file()

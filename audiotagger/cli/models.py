@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from .common import EXIT_FAILED, EXIT_OK, error_line
@@ -24,6 +25,7 @@ def add_parser(sub) -> None:
     a = actions.add_parser("list", parents=[common], help="known models, what is cached, and where")
     a.add_argument("-v", "--verbose", action="store_true",
                    help="also print each model's URL, who published its checksum, and what is wrong")
+    a.add_argument("--json", action="store_true", help="print the same information as JSON")
     a.set_defaults(action_func=run_list)
 
     a = actions.add_parser("download", parents=[common],
@@ -70,9 +72,24 @@ def run_list(args) -> int:
     """Print one row per known model: name, file, size, state, checksum; then the cache folder."""
     from .. import hub
 
+    statuses = hub.list_models(model_dir=args.model_dir)
+    derived, partial = hub.other_files(model_dir=args.model_dir)
+    if args.json:
+        print(json.dumps({
+            "cache": str(hub.cache_dir(args.model_dir)), "cache_source": hub.cache_source(args.model_dir),
+            "offline": hub.is_offline(),
+            "models": [{"name": st.info.name, "file": st.info.filename, "path": str(st.path),
+                        "state": st.state, "size": st.size, "expected_size": st.info.size,
+                        "kind": st.info.kind, "checksum": st.info.checksum, "sha256": st.info.sha256,
+                        "md5": st.info.md5,
+                        "checksum_source": st.info.checksum_source, "url": hub.url_for(st.info) or None,
+                        "problem": st.problem} for st in statuses],
+            "derived_files": [str(p) for p in derived], "partial_downloads": [str(p) for p in partial],
+        }, indent=2))
+        return EXIT_OK
     rows = [("NAME", "FILE", "SIZE", "STATE", "CHECKSUM")]
     details = [[]]
-    for st in hub.list_models(model_dir=args.model_dir):
+    for st in statuses:
         info = st.info
         size = _size(st.size if st.size is not None else info.size)
         check = info.checksum if info.kind != "packaged" else "-"
@@ -89,6 +106,12 @@ def run_list(args) -> int:
         if args.verbose:
             for line in lines:
                 print(f"    {line}")
+    for what, files in (("derived files (converted weights)", derived), ("partial downloads", partial)):
+        if files:
+            print(f"{what}: {len(files)}, {_size(sum(p.stat().st_size for p in files))}")
+            if args.verbose:
+                for p in files:
+                    print(f"    {p}")
     print(f"cache: {hub.cache_dir(args.model_dir)} ({hub.cache_source(args.model_dir)})"
           + ("; offline mode" if hub.is_offline() else ""))
     return EXIT_OK
