@@ -94,7 +94,7 @@ def run_list(args) -> int:
         size = _size(st.size if st.size is not None else info.size)
         check = info.checksum if info.kind != "packaged" else "-"
         if info.checksum == "none" and info.kind != "packaged":
-            check = "none published (size+structure)"
+            check = "none published (" + ("size+" if info.size else "") + "structure checked)"
         rows.append((info.name, info.filename, size, st.state, check))
         details.append([f"{info.description}", f"path: {st.path}"]
                        + ([f"url: {hub.url_for(info)}"] if info.url else [])
