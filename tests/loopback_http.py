@@ -41,6 +41,8 @@ class Request:
     range: str | None
     if_range: str | None
     status: int = 0
+    sent: int = 0
+    """Body bytes written to the client."""
 
 
 @dataclass
@@ -102,6 +104,7 @@ class LoopbackServer:
                         self.wfile.write(body[i:i + served.chunk])
                     except (BrokenPipeError, ConnectionResetError):
                         return
+                    req.sent += len(body[i:i + served.chunk])
                 # returning closes the connection (HTTP/1.0): a cut body ends short of Content-Length
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
