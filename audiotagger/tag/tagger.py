@@ -37,6 +37,93 @@ def is_panns(model: str | os.PathLike | None) -> bool:
     return model is not None and (str(model).startswith("panns-") or str(model).lower().endswith(".pth"))
 
 
+def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LEFT,
+                       right: int = DEFAULT_RIGHT, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                       progress: bool = False, desc: str = "seconds") -> np.ndarray:
+    """Probabilities of every second of an embedding sequence from its context window.
+
+    All windows are built at once (:func:`~audiotagger.tag.windows.context_windows`) and classified in
+    batches; no Python loop over seconds.
+
+    Parameters
+    ----------
+    classifier : audiotagger.classifier.Classifier
+        A loaded classifier.
+    embedding : numpy.ndarray, uint8, shape (n, 128)
+        One AudioSet embedding per second.
+    left, right : int
+        Context seconds before/after each second.
+    batch_size : int
+        Windows per classifier call.
+    progress : bool
+        Show a progress bar (only for long inputs).
+    desc : str
+        Progress-bar label.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, 527)
+    """
+    windows = context_windows(np.asarray(embedding, dtype=np.uint8), left, right)
+    n = windows.shape[0]
+    if not progress or n < _PROGRESS_MIN_WINDOWS:
+        return classifier.predict(windows, batch_size=batch_size)
+    import sys
+
+    from tqdm.auto import tqdm
+
+    out = np.empty((n, classifier.num_classes), dtype=np.float32)
+    with tqdm(total=n, desc=desc, unit="s", leave=False, file=sys.stderr) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            out[start:stop] = classifier.predict(windows[start:stop], batch_size=batch_size)
+            bar.update(stop - start)
+    return out
+
+
+def embedding_result(classifier, embedding: np.ndarray, *, left: int = DEFAULT_LEFT,
+                     right: int = DEFAULT_RIGHT, source: str = "<embedding>", times: np.ndarray | None = None,
+                     hop: float = 1.0, duration: float | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                     progress: bool = False) -> TagResult:
+    """Tag a sequence of AudioSet embeddings (from ``audiotagger embed`` or the AudioSet release).
+
+    Parameters
+    ----------
+    classifier : audiotagger.classifier.Classifier
+        A loaded classifier.
+    embedding : numpy.ndarray, uint8, shape (n, 128)
+        One embedding per ``hop`` seconds.
+    left, right : int
+        Context steps before/after each step.
+    source : str
+        Name recorded in the result (a path that exists is also recorded as absolute ``path``).
+    times : numpy.ndarray, shape (n,), optional
+        Start of each step in seconds (default ``arange(n) * hop``).
+    hop : float
+        Seconds between embeddings.
+    duration : float, optional
+        Length of the audio in seconds (default ``n * hop``).
+    batch_size, progress
+        See :func:`classify_embedding`.
+
+    Returns
+    -------
+    TagResult
+    """
+    left, right = check_context(left, right)
+    embedding = np.asarray(embedding, dtype=np.uint8)
+    n = embedding.shape[0]
+    probs = classify_embedding(classifier, embedding, left, right, batch_size=batch_size, progress=progress,
+                               desc=Path(source).name)
+    meta = {"model": str(classifier.name), "backend": "vggish", "left": left, "right": right,
+            "version": __version__}
+    if Path(source).exists():
+        meta["path"] = str(Path(source).resolve())
+    return TagResult(source=source, times=np.arange(n) * hop if times is None else times, probs=probs,
+                     hop=hop, window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
+                     duration=float(n * hop if duration is None else duration), meta=meta)
+
+
 class Tagger:
     """VGGish embedder + attention classifier, loaded once and applied to many inputs.
 
@@ -77,52 +164,16 @@ class Tagger:
 
     def classify(self, embedding: np.ndarray, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, *,
                  progress: bool = False, desc: str = "seconds") -> np.ndarray:
-        """Probabilities of every second from its context window.
-
-        Parameters
-        ----------
-        embedding : numpy.ndarray, uint8, shape (n, 128)
-            One AudioSet embedding per second.
-        left, right : int
-            Context seconds before/after each second.
-        progress : bool
-            Show a progress bar (only for long inputs).
-        desc : str
-            Progress-bar label.
-
-        Returns
-        -------
-        numpy.ndarray, float32, shape (n, 527)
-        """
-        windows = context_windows(np.asarray(embedding, dtype=np.uint8), left, right)
-        n = windows.shape[0]
-        if not progress or n < _PROGRESS_MIN_WINDOWS:
-            return self.classifier.predict(windows, batch_size=self.batch_size)
-        import sys
-
-        from tqdm.auto import tqdm
-
-        out = np.empty((n, self.classifier.num_classes), dtype=np.float32)
-        with tqdm(total=n, desc=desc, unit="s", leave=False, file=sys.stderr) as bar:
-            for start in range(0, n, self.batch_size):
-                stop = min(start + self.batch_size, n)
-                out[start:stop] = self.classifier.predict(windows[start:stop], batch_size=self.batch_size)
-                bar.update(stop - start)
-        return out
+        """Probabilities of every second from its context window (see :func:`classify_embedding`)."""
+        return classify_embedding(self.classifier, embedding, left, right, batch_size=self.batch_size,
+                                  progress=progress, desc=desc)
 
     def _result(self, source: str, emb, left: int, right: int, progress: bool) -> TagResult:
-        embedding = np.asarray(emb.embedding)
-        if embedding.shape[0] == 0:
+        if np.asarray(emb.embedding).shape[0] == 0:
             raise AudioError(f"{source}: no audio to tag")
-        probs = self.classify(embedding, left, right, progress=progress, desc=Path(source).name)
-        hop = float(getattr(emb, "hop", 1.0))
-        meta = {"model": self.model_name, "backend": self.backend, "left": left, "right": right,
-                "version": __version__}
-        if Path(source).exists():
-            meta["path"] = str(Path(source).resolve())
-        return TagResult(source=source, times=np.asarray(emb.times, dtype=np.float64), probs=probs, hop=hop,
-                         window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
-                         duration=float(emb.duration), meta=meta)
+        return embedding_result(self.classifier, emb.embedding, left=left, right=right, source=source,
+                                times=emb.times, hop=float(getattr(emb, "hop", 1.0)), duration=emb.duration,
+                                batch_size=self.batch_size, progress=progress)
 
     def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
             progress: bool = False, **_other_backend: Any) -> TagResult:
