@@ -188,6 +188,29 @@ def test_unwritable_cache_folder_is_named(server, tmp_path):
     assert server.requests == []
 
 
+def test_permission_denied_cache_folder_is_named(server, tmp_path, monkeypatch):
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "touch", denied)
+    with pytest.raises(ModelError, match=f"{tmp_path}: model cache folder is not writable "
+                                         r"\(Permission denied\); set AUDIOTAGGER_HOME or pass --model-dir"):
+        dl.download(server.url("/m.bin"), tmp_path / "m.bin", **FAST)
+    assert server.requests == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_cache_folder(server, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(ModelError, match=f"{folder}: model cache folder is not writable"):
+            dl.download(server.url("/m.bin"), folder / "m.bin", **FAST)
+    finally:
+        folder.chmod(0o755)
+
+
 def test_corrupt_existing_file_is_replaced(server, payload, tmp_path):
     dest = tmp_path / "m.bin"
     dest.write_bytes(payload[:1000])
