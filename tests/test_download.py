@@ -247,6 +247,18 @@ def test_two_processes_download_once(server, tmp_path):
     assert leftovers(dest.parent) == ["big.bin"]
 
 
+def test_two_threads_download_once(server, payload, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server.files["/m.bin"] = Served(payload, delay=0.01)
+    dest = tmp_path / "m.bin"
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: dl.download(server.url("/m.bin"), dest, expected_for(payload),
+                                                      **FAST), range(2)))
+    assert results == [dest, dest] and dest.read_bytes() == payload
+    assert [r.status for r in server.requests] == [200]
+
+
 def test_proxy_variables_are_honoured(server, payload, tmp_path, monkeypatch):
     # The loopback server plays the proxy: a host that doesn't exist is reached through it.
     server.files["/m.bin"] = Served(payload)
