@@ -110,7 +110,9 @@ REGISTRY: dict[str, ModelInfo] = {
                   "https://storage.googleapis.com/audioset/vggish_pca_params.npz",
                   sha256="4d878af3e306defbfb37095365aa7e5a6cecb86bad13e859e626151c4e6a8b9d",
                   md5="c80cae691033abe7c7ecd11ea39fc834", size=73_020, flag="--pca-params",
-                  format="vggish-pca-npz", checksum_source="tensorflow/models AudioSet release",
+                  format="vggish-pca-npz",
+                  checksum_source="none published by Google: digests of the official file, checked here "
+                                  "(md5 agrees with cosmir/openmic-2018's record)",
                   description="VGGish PCA/whitening parameters of the AudioSet embeddings"),
         ModelInfo("panns-cnn14", "Cnn14_mAP=0.431.pth", _ZENODO.format("Cnn14_mAP%3D0.431.pth"),
                   md5="541141fa2ee191a88f24a3219fff024e", size=327_428_481, flag="--model",
