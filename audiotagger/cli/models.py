@@ -12,14 +12,16 @@ from .common import EXIT_FAILED, EXIT_OK, error_line
 def add_parser(sub) -> None:
     """Register the ``models`` subcommand and its actions."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model-dir", metavar="DIR",
+    common.add_argument("--model-dir", "--model_dir", dest="model_dir", metavar="DIR",
                         help="model cache folder (default: $AUDIOTAGGER_HOME, else "
                              "$XDG_CACHE_HOME/audiotagger, else ~/.cache/audiotagger)")
     p = sub.add_parser(
         "models", help="list, download, import and verify model files",
         description="Manage the model cache. Models are downloaded on first use by the other commands; "
                     "use 'download' to fetch them ahead of time, or 'import' on a machine without "
-                    "network (set AUDIOTAGGER_OFFLINE=1 or pass --offline to never touch the network).")
+                    "network (set AUDIOTAGGER_OFFLINE=1 or pass --offline to never touch the network). "
+                    "AUDIOTAGGER_MIRROR=URL fetches every file from URL/<file name> instead of its "
+                    "official address; the standard http(s)_proxy variables are honoured.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     a = actions.add_parser("list", parents=[common], help="known models, what is cached, and where")
