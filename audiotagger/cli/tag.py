@@ -155,13 +155,6 @@ def run(args: argparse.Namespace) -> int:
 
     to_tag = [item for item in items if plans[item][0] and not plans[item][1]]
     results = iter(())
-    if not from_probs and to_tag:
-        tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                             model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
-        # one stream over every input to tag (the VGGish embedder batches examples across files)
-        results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
-                                  sample_duration=args.sample_duration, hop_duration=args.hop_duration,
-                                  progress=not args.quiet)
 
     def work(item) -> bool:
         pending, clash = plans[item]
@@ -201,5 +194,12 @@ def run(args: argparse.Namespace) -> int:
         warnings.showwarning = _warning_line
         with contextlib.suppress(AttributeError):
             sys.stdout.reconfigure(errors="replace")
+        if not from_probs and to_tag:
+            tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
+                                 model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+            # one stream over every input to tag (the VGGish embedder batches examples across files)
+            results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
+                                      sample_duration=args.sample_duration, hop_duration=args.hop_duration,
+                                      progress=not args.quiet)
         report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
     return report.exit_code
