@@ -149,3 +149,18 @@ def test_panns_backend_through_tag(tmp_path, capsys):
         np.testing.assert_array_equal(npz["scores"], npz["probs"])
     blocks = (out / "R9_ZSCveAHg_7s.txt").read_text().split("\n\n")
     assert len(blocks) == 8 and blocks[1].splitlines()[0] == "1.0" and len(blocks[1].splitlines()) == 4
+
+
+def test_tag_waveform_and_embeddings(tag_models):
+    from audiotagger.tag.tagger import embedding_result, load_tagger
+
+    ckpt, pca, clf = tag_models
+    tagger = load_tagger(clf, checkpoint=ckpt, pca_params=pca)
+    x = 0.3 * np.sin(2 * np.pi * 1000 * np.arange(3 * 44100) / 44100)
+    result = tagger.tag_waveform(np.stack([x, x], axis=1), 44100, left=0, right=0, source="sine")
+    assert result.probs.shape == (3, 527) and result.duration == pytest.approx(3.0)
+    # the same embeddings through the embedding-only path give the same probabilities
+    emb = tagger.embedder.embed_waveform(np.stack([x, x], axis=1), 44100, hop=1.0)
+    again = embedding_result(tagger.classifier, emb.embedding, left=0, right=0)
+    np.testing.assert_array_equal(again.probs, result.probs)
+    np.testing.assert_array_equal(again.times, [0.0, 1.0, 2.0])
