@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from audiotagger.errors import ModelError  # noqa: E402
 from audiotagger.panns import params  # noqa: E402
 from audiotagger.panns.frontend import logmel  # noqa: E402
 from audiotagger.panns.pth import load_state_dict  # noqa: E402
@@ -64,6 +65,10 @@ def test_legacy_torch_save_format(tmp_path, torch_checkpoints):
     state = load_state_dict(path)
     for key, tensor in ref.state_dict().items():
         np.testing.assert_array_equal(state[key], tensor.numpy(), err_msg=key)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(ModelError, match=r"cut\.pth: storage .* is truncated"):
+        load_state_dict(cut)
 
 
 @pytest.mark.parametrize("arch", ["cnn6", "cnn10"])

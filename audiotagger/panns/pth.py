@@ -288,6 +288,10 @@ def _load_zip(path: Path, source: str) -> Any:
                 entry = f"{prefix}data/{key}"
                 if entry not in names:
                     raise ModelError(f"{source}: tensor data {entry!r} is missing from the zip")
+                size, need = archive.getinfo(entry).file_size, storage.numel * storage.type.itemsize
+                if size != need:  # checked before reading: a forged entry cannot exhaust memory
+                    raise ModelError(f"{source}: tensor data {entry!r} holds {size} bytes, expected {need} "
+                                     "(truncated or corrupt)")
                 storage.data = _decode_storage(storage, archive.read(entry), byteorder, source)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             raise ModelError(f"{source}: corrupt or truncated checkpoint ({exc})") from None
@@ -296,6 +300,7 @@ def _load_zip(path: Path, source: str) -> Any:
 
 def _load_legacy(path: Path, source: str) -> Any:
     storages: dict[str, _Storage] = {}
+    file_size = path.stat().st_size
     with open(path, "rb") as fh:
         magic = _unpickle(fh, storages, source)
         if magic != LEGACY_MAGIC:
@@ -321,7 +326,11 @@ def _load_legacy(path: Path, source: str) -> Any:
             if numel != storage.numel:
                 raise ModelError(f"{source}: storage {key!r} holds {numel} elements, "
                                  f"expected {storage.numel}")
-            raw = fh.read(numel * storage.type.itemsize)
+            need = numel * storage.type.itemsize
+            if need > file_size - fh.tell():
+                raise ModelError(f"{source}: storage {key!r} is truncated ({file_size - fh.tell()} of "
+                                 f"{need} bytes)")
+            raw = fh.read(need)
             storage.data = _decode_storage(storage, raw, "little", source)
     return _resolve(obj, source)
 
