@@ -62,3 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("audiotagger: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``audiotagger models list | head``): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
