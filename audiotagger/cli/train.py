@@ -87,12 +87,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Run ``train``."""
-    import logging
-
     from ..train.loop import train
 
-    if not args.quiet:
-        logging.basicConfig(level=logging.WARNING)
     result = train(
         args.data_dir, args.workspace, tag=args.tag, levels=args.levels, model_type=args.model_type,
         hidden_units=args.hidden_units, dropout=args.dropout, attention=args.attention,
