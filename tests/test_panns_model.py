@@ -55,6 +55,14 @@ def test_parameter_counts(arch, count):  # CNN14 (80,753,615): test_cnn14_conver
     assert out["embedding"].shape == (2, params.EMBEDDING_SIZES[arch])
 
 
+def test_lazy_package_exports():
+    import audiotagger.panns as panns
+
+    assert panns.build_model is build_model and panns.logmel is logmel
+    with pytest.raises(AttributeError):
+        panns.nothing_here  # noqa: B018
+
+
 def test_unknown_architecture():
     with pytest.raises(ParameterError, match="unknown PANNs network"):
         get_architecture("cnn12")

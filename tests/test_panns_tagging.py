@@ -128,6 +128,16 @@ def test_tag_file_decodes_at_32k(cnn6_tagger, signal, tmp_path):
     assert res16.duration == pytest.approx(1.45, abs=1e-3) and res16.scores.shape == (5, 527)
 
 
+def test_real_recording_window_count(cnn6_tagger):
+    from tests.conftest import shared_file
+
+    wav = shared_file("audio", "R9_ZSCveAHg_7s.wav")  # 7 s at 32 kHz
+    res = cnn6_tagger.tag_file(wav, sample_duration=2.0, hop_duration=0.3)
+    assert res.duration == pytest.approx(7.0, abs=1e-3)
+    assert res.scores.shape == (math.ceil(7.0 / 0.3), 527)  # 24 windows, the last ones zero-padded
+    assert np.isfinite(res.scores).all() and ((res.scores >= 0) & (res.scores <= 1)).all()
+
+
 def test_too_short_windows_and_bad_batch(cnn6_tagger, signal):
     with pytest.raises(ParameterError, match="too short for panns-cnn6"):
         cnn6_tagger.tag_waveform(signal, SR, sample_duration=0.1, hop_duration=0.1)
