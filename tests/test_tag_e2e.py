@@ -15,14 +15,13 @@ from audiotagger.cli import main
 from audiotagger.errors import AudioTaggerWarning
 from tests.conftest import shared_file
 
-pytest.importorskip("tf_slim")
-
 TEXT_FORMATS = ("srt", "vtt", "tsv", "csv", "json", "txt")
 
 
 @pytest.fixture(scope="session")
 def tag_models(tmp_path_factory):
     """(VGGish checkpoint, PCA parameters, classifier) paths; seeded."""
+    pytest.importorskip("tf_slim")
     import keras
 
     from audiotagger.classifier import build_model, model_config
