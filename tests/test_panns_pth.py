@@ -154,3 +154,49 @@ def _write_raw(path, obj, storages):
             zf.writestr(f"archive/data/{key}", raw)
         zf.writestr("archive/version", "3\n")
     return path
+
+
+def _assemble(*parts: bytes) -> bytes:
+    return b"\x80\x02" + b"".join(parts) + b"."
+
+
+def _unicode(text: str) -> bytes:
+    raw = text.encode()
+    return pickle.BINUNICODE + len(raw).to_bytes(4, "little") + raw
+
+
+def test_build_cannot_shrink_a_storage_after_its_tensor_was_checked(tmp_path):
+    # {'w': _rebuild_tensor_v2(storage(16 floats), 0, (4, 4), (1, 4), ...)}, then BUILD storage {'numel': 1}.
+    g = pickle.GLOBAL
+    body = [
+        pickle.EMPTY_DICT, _unicode("w"),
+        g + b"torch._utils\n_rebuild_tensor_v2\n", pickle.MARK,
+        pickle.MARK, _unicode("storage"), g + b"torch\nFloatStorage\n", _unicode("0"), _unicode("cpu"),
+        pickle.BININT1 + bytes([16]), pickle.TUPLE, pickle.BINPERSID, pickle.BINPUT + b"\x01",
+        pickle.BININT1 + b"\x00", pickle.BININT1 + b"\x04", pickle.BININT1 + b"\x04", pickle.TUPLE2,
+        pickle.BININT1 + b"\x01", pickle.BININT1 + b"\x04", pickle.TUPLE2, pickle.NEWFALSE, pickle.EMPTY_DICT,
+        pickle.TUPLE, pickle.REDUCE, pickle.SETITEM,
+        pickle.BINGET + b"\x01", pickle.EMPTY_DICT, _unicode("numel"), pickle.BININT1 + b"\x01",
+        pickle.SETITEM, pickle.BUILD, pickle.POP,
+    ]
+    path = tmp_path / "build.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", _assemble(*body))
+        zf.writestr("archive/data/0", np.zeros(1, np.float32).tobytes())
+    with pytest.raises(ModelError, match=r"build\.pth: .*tries to modify a Storage"):
+        load_pth(path)
+
+
+def test_build_cannot_modify_allowed_globals(tmp_path):
+    g = pickle.GLOBAL
+    # BUILD on the allowed global itself, with a (state, slotstate) pair that would set an attribute.
+    body = [g + b"collections\nOrderedDict\n", pickle.EMPTY_DICT, pickle.EMPTY_DICT,
+            _unicode("__defaults__"), pickle.NONE, pickle.SETITEM, pickle.TUPLE2, pickle.BUILD]
+    path = tmp_path / "globals.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", _assemble(*body))
+    with pytest.raises(ModelError, match=r"globals\.pth: .*tries to modify a Safe"):
+        load_pth(path)
+    from collections import OrderedDict
+
+    assert OrderedDict([("a", 1)])["a"] == 1

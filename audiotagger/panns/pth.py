@@ -46,8 +46,17 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
 
+class _NoBuild:
+    """Mixin: the pickle BUILD opcode may not change these objects (it would bypass the checks)."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise ValueError(f"the pickle tries to modify a {type(self).__name__.strip('_')}")
+
+
 @dataclass(frozen=True)
-class _StorageType:
+class _StorageType(_NoBuild):
     """Stand-in for a ``torch.<Name>Storage`` class named in the pickle."""
 
     name: str
@@ -59,7 +68,7 @@ class _StorageType:
 
 
 @dataclass
-class _Storage:
+class _Storage(_NoBuild):
     """A storage named by a persistent id; ``data`` is filled when its bytes are read."""
 
     type: _StorageType
@@ -69,7 +78,7 @@ class _Storage:
 
 
 @dataclass(frozen=True)
-class _TensorRef:
+class _TensorRef(_NoBuild):
     """A tensor whose storage may not be read yet (legacy files keep storages after the pickle)."""
 
     storage: _Storage
@@ -113,13 +122,21 @@ def _codecs_encode(text: Any, encoding: str = "utf-8", *_: Any) -> bytes:
     return text.encode(encoding)
 
 
-class _NdarrayType:
-    """Stand-in for the ``numpy.ndarray`` class: only accepted as ``_reconstruct``'s first argument."""
+class _Marker(_NoBuild):
+    """Stand-in for a class that may only be passed along, never called (``numpy.ndarray``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "name", name)
+
+
+_NDARRAY = _Marker("numpy.ndarray")
 
 
 def _numpy_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
     """Safe stand-in for ``numpy.core.multiarray._reconstruct`` (plain ndarrays only)."""
-    if subtype is not _NdarrayType:
+    if subtype is not _NDARRAY:
         raise ValueError("numpy _reconstruct of a type other than numpy.ndarray")
     return np.ndarray.__new__(np.ndarray, shape, dtype)
 
@@ -142,20 +159,34 @@ def _numpy_dtype(obj: Any, align: bool = False, copy: bool = False) -> np.dtype:
     return np.dtype(obj, align=bool(align), copy=bool(copy))
 
 
-_ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
+class _Safe(_NoBuild):
+    """An allowed global: forwards calls to its safe construction; cannot be modified by BUILD."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[..., Any]):
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+
+_ALLOWED_FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("_codecs", "encode"): _codecs_encode,
-    ("numpy", "ndarray"): _NdarrayType,
+    ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _numpy_dtype,
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
 }
+_ALLOWED: dict[tuple[str, Any], Any] = {
+    key: value if isinstance(value, _Marker) else _Safe(value) for key, value in _ALLOWED_FUNCTIONS.items()}
 """The only globals a checkpoint pickle may name, each mapped to a safe construction."""
 
 
@@ -223,11 +254,14 @@ def _decode_storage(storage: _Storage, raw: bytes | memoryview, byteorder: str, 
     return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
-def _materialise(ref: _TensorRef) -> np.ndarray:
+def _materialise(ref: _TensorRef, source: str) -> np.ndarray:
     data = ref.storage.data
     itemsize = data.dtype.itemsize
     if not all(ref.size):
         return np.zeros(ref.size, dtype=data.dtype)
+    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
+    if last >= data.size:  # re-checked against the bytes actually read
+        raise ModelError(f"{source}: a tensor runs past the end of storage {ref.storage.key!r}")
     contiguous = tuple(int(np.prod(ref.size[i + 1:])) for i in range(len(ref.size)))
     count = int(np.prod(ref.size))
     if all(s == c for n, s, c in zip(ref.size, ref.stride, contiguous, strict=True) if n > 1):
@@ -242,7 +276,7 @@ def _resolve(obj: Any, source: str) -> Any:
     if isinstance(obj, _TensorRef):
         if obj.storage.data is None:
             raise ModelError(f"{source}: tensor data for storage {obj.storage.key!r} is missing")
-        return _materialise(obj)
+        return _materialise(obj, source)
     if isinstance(obj, dict):
         for key, value in obj.items():
             obj[key] = _resolve(value, source)
