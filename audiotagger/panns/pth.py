@@ -393,9 +393,12 @@ def load_pth(path: str | os.PathLike) -> Any:
     source = str(path)
     if not path.is_file():
         raise ModelError(f"{source}: checkpoint not found")
-    if zipfile.is_zipfile(path):
-        return _load_zip(path, source)
-    return _load_legacy(path, source)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path, source)
+        return _load_legacy(path, source)
+    except (ValueError, TypeError, MemoryError) as exc:  # malformed tensor metadata that got this far
+        raise ModelError(f"{source}: corrupt tensor data ({type(exc).__name__}: {exc})") from None
 
 
 def load_state_dict(path: str | os.PathLike, key: str | None = "model") -> dict[str, np.ndarray]:
