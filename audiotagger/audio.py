@@ -34,7 +34,7 @@ from .errors import AudioError, ParameterError
 
 DEFAULT_SAMPLE_RATE = 16000
 """Rate of VGGish's front end; the default of :func:`load_audio` and :func:`stream_audio`."""
-CHUNK_SECONDS = 30.0
+CHUNK_SECONDS = 10.0
 """Seconds of native audio read from ffmpeg at a time (bounds the memory of a decode)."""
 RESAMPLER_QUALITY = "VHQ"
 """libsoxr quality recipe used for every rate conversion."""

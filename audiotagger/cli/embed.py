@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model-dir", metavar="DIR", help="model cache folder")
     p.add_argument("--offline", action="store_true", default=None, help="never download models")
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
-                   help="examples per network call (default 64)")
+                   help="examples per network call (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary unless something fails")

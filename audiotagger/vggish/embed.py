@@ -114,6 +114,21 @@ class VGGishEmbedder:
         self.checkpoint = self.model.vggish_checkpoint
         self.pca_params = self.postprocessor.path
 
+    @classmethod
+    def from_model(cls, model, postprocessor, batch_size: int = DEFAULT_BATCH_SIZE) -> VGGishEmbedder:
+        """Assemble an embedder from a built Keras model and a :class:`.postprocess.Postprocessor`.
+
+        For benchmarks and tests that use seeded random weights instead of a checkpoint.
+        """
+        from .model import VGGishRunner
+
+        self = cls.__new__(cls)
+        self.model, self.postprocessor = model, postprocessor
+        self.runner = VGGishRunner(model, batch_size)
+        self.checkpoint = getattr(model, "vggish_checkpoint", None)
+        self.pca_params = postprocessor.path
+        return self
+
     @property
     def batch_size(self) -> int:
         """Examples per network call."""
