@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, ParameterError
+from .panns.params import DEFAULT_SMOOTH_SIZE, DEFAULT_TOP_K
 from .params import NUM_CLASSES
 
 
@@ -70,7 +71,8 @@ def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     return times, scores.astype(np.float32), names
 
 
-def render(path: str | os.PathLike, *, top_k: int = 10, smooth: bool = False, smooth_size: int = 5) -> str:
+def render(path: str | os.PathLike, *, top_k: int = DEFAULT_TOP_K, smooth: bool = False,
+           smooth_size: int = DEFAULT_SMOOTH_SIZE) -> str:
     """Return the top-k text of a scores file (see :func:`parse_file`)."""
     from .tag.select import smooth_probs
     from .tag.writers import topk_text
@@ -85,8 +87,8 @@ def render(path: str | os.PathLike, *, top_k: int = 10, smooth: bool = False, sm
     return topk_text(times, scores, names, int(top_k))
 
 
-def parse_file(path: str | os.PathLike, output: str | os.PathLike, *, top_k: int = 10, smooth: bool = False,
-               smooth_size: int = 5, overwrite: bool = False) -> Path:
+def parse_file(path: str | os.PathLike, output: str | os.PathLike, *, top_k: int = DEFAULT_TOP_K,
+               smooth: bool = False, smooth_size: int = DEFAULT_SMOOTH_SIZE, overwrite: bool = False) -> Path:
     """Write PaddleAudio ``parse_result.py`` top-k text for a scores file.
 
     Parameters

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..panns.params import DEFAULT_SMOOTH_SIZE as _DEFAULT_SMOOTH_SIZE
+from ..panns.params import DEFAULT_TOP_K as _DEFAULT_TOP_K
 from .common import expand_inputs, positive_int, run_each
-
-_DEFAULT_TOP_K = 10
-_DEFAULT_SMOOTH_SIZE = 5
 
 
 def _bool(text: str) -> bool:
