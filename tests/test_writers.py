@@ -127,6 +127,10 @@ def test_load_result_rejects_other_files(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="bad.npz: cannot read"):
         load_result(tmp_path / "bad.npz")
+    get_writer("npz").write(Selection(golden_result(), DisplayOptions()), tmp_path / "whole.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:5000])
+    with pytest.raises(DataError, match="cut.npz: cannot read"):
+        load_result(tmp_path / "cut.npz")
 
 
 def test_parse_formats():
