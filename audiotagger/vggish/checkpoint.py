@@ -2,11 +2,12 @@
 
 ``vggish_model.ckpt`` is a **V1** TensorFlow checkpoint (one file, no ``.index``), read here with
 ``tf.train.load_checkpoint`` (which also reads V2 prefixes). The 18 variables ``vggish/conv1/weights``
-... ``vggish/fc2/biases`` are checked by name and shape, copied into :func:`.model.build_vggish`'s
-layers (slim's ``[kh, kw, in, out]`` and ``[in, out]`` layouts are Keras' own, and the channels-last
-flatten keeps slim's H, W, C order), and saved as an HDF5 file of the same named float32 arrays in the
-model cache, keyed by the checkpoint's identity, so the next run loads that instead, block by block
-(peak memory stays at the model plus 4 MB).
+... ``vggish/fc2/biases`` are checked by name and shape and, on first use, converted one at a time to
+an HDF5 file of the same named float32 arrays in the model cache, keyed by the checkpoint's identity.
+Every load then builds :func:`.model.build_vggish` and copies that file into its variables in 4 MB
+blocks (slim's ``[kh, kw, in, out]`` and ``[in, out]`` layouts are Keras' own, and the channels-last
+flatten keeps slim's H, W, C order), so the process holds the weights once: peak RSS stays at
+TensorFlow + model + a few MB (the one-off conversion peaks at about 1.2 GiB, before the model exists).
 """
 
 from __future__ import annotations
@@ -222,19 +223,30 @@ def load_converted(model, cached: str | os.PathLike) -> None:
         assign_checkpoint(model, ((name, f[name]) for name in P.CHECKPOINT_VARIABLES))
 
 
-def _convert(model, path: Path, cached: Path | None) -> None:
+def convert_checkpoint(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Convert a VGGish checkpoint to the HDF5 file :func:`load_converted` reads, one variable at a time.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint (validated by :func:`iter_checkpoint`).
+    out : path-like
+        Destination, written atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
     import h5py
 
-    if cached is None:
-        assign_checkpoint(model, iter_checkpoint(path))
-        return
-    with atomic_path(cached) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["source"] = str(path)
         f.attrs["format"] = _FORMAT_TAG
         for name, value in iter_checkpoint(path):
-            assign_variable(_layer_variables(model)[name], value)
             f.create_dataset(name, data=value)
             del value
+    return Path(out)
 
 
 def load_vggish(checkpoint: str | os.PathLike | None = None, *, model_dir=None, offline=None,
@@ -269,19 +281,22 @@ def load_vggish(checkpoint: str | os.PathLike | None = None, *, model_dir=None, 
     two extra copies of the 288 MB of weights (peak RSS 1.5 GB instead of about 0.95 GB).
     """
     path = checkpoint_path(checkpoint, model_dir=model_dir, offline=offline)
-    model = build_vggish()
     cached = converted_path(path, model_dir) if use_cache else None
-    if cached is not None and cached.is_file():
+    if cached is not None and not cached.is_file():
+        try:  # before the model exists, so the conversion's buffers never add to its memory
+            convert_checkpoint(path, cached)
+        except OSError:  # cache folder not writable: load straight from the checkpoint
+            cached = None
+    model = build_vggish()
+    if cached is not None:
         try:
             load_converted(model, cached)
             model.vggish_checkpoint = path
             return model
-        except (OSError, ModelError) as exc:  # a damaged cache entry: rebuild it from the checkpoint
-            warnings.warn(f"{cached}: unreadable converted weights ({exc}); converting again",
+        except (OSError, ModelError) as exc:  # a damaged cache entry: load from the checkpoint
+            warnings.warn(f"{cached}: unreadable converted weights ({exc}); reading the checkpoint",
                           AudioTaggerWarning, stacklevel=2)
-    try:
-        _convert(model, path, cached)
-    except OSError:  # cache folder not writable: convert without caching
-        _convert(model, path, None)
+            cached.unlink(missing_ok=True)
+    assign_checkpoint(model, iter_checkpoint(path))
     model.vggish_checkpoint = path
     return model
