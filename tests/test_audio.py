@@ -182,3 +182,9 @@ def test_24bit_real_wav_matches_soundfile():
     ref, sr = sf.read(path, dtype="float64")
     np.testing.assert_allclose(load_audio(path, sr=sr), ref.mean(axis=1) if ref.ndim == 2 else ref,
                                atol=1e-7)
+
+
+def test_many_channels_are_averaged(tmp_path, rng):
+    x = rng.uniform(-0.5, 0.5, (16000, 6)).astype(np.float32)  # 5.1: WAVE_FORMAT_EXTENSIBLE from ffmpeg
+    sf.write(tmp_path / "six.wav", x, 16000, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(tmp_path / "six.wav"), x.mean(axis=1), atol=1e-7)
