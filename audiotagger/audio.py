@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import struct
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,16 +265,9 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int,
     frame_bytes = 4 * channels
     chunk_bytes = max(1, int(chunk_seconds * rate)) * frame_bytes
     done = 0
-    carry = b""
-    while True:
-        data = _read_exact(out, chunk_bytes)
-        if carry:
-            data, carry = carry + data, b""
+    for data in _prefetch(out, chunk_bytes):
         last = len(data) < chunk_bytes
-        usable = len(data) - len(data) % frame_bytes
-        if usable < len(data):
-            carry = data[usable:]
-        x = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels)
+        x = np.frombuffer(data, dtype="<f4", count=len(data) // frame_bytes * channels).reshape(-1, channels)
         if len(x):
             check_finite(x, str(path), rate, done)
         mono = x[:, 0].copy() if channels == 1 else x.mean(axis=1, dtype=np.float32)
@@ -289,6 +284,46 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int,
             yield mono
         if last:
             return
+
+
+def _prefetch(stream, size: int, depth: int = 2) -> Iterator[bytes]:
+    """Read ``size``-byte blocks from ``stream`` in a thread, up to ``depth`` blocks ahead.
+
+    ffmpeg can only decode while its 64 KB pipe is being drained; reading ahead lets it decode the
+    next blocks while the caller computes on this one. The last block is shorter than ``size`` (empty
+    at end of stream, or when the stream fails).
+    """
+    blocks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(block: bytes) -> bool:
+        while not stop.is_set():
+            try:
+                blocks.put(block, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker() -> None:
+        while True:
+            try:
+                block = stream.read(size) or b""
+            except (OSError, ValueError):  # closed because the consumer stopped early
+                block = b""
+            if not put(block) or len(block) < size:
+                return
+
+    thread = threading.Thread(target=worker, name="audiotagger-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            block = blocks.get()
+            yield block
+            if len(block) < size:
+                return
+    finally:
+        stop.set()
 
 
 def _error_lines(errfile) -> list[str]:

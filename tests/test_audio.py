@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import warnings
 
 import numpy as np
@@ -188,3 +189,18 @@ def test_many_channels_are_averaged(tmp_path, rng):
     x = rng.uniform(-0.5, 0.5, (16000, 6)).astype(np.float32)  # 5.1: WAVE_FORMAT_EXTENSIBLE from ffmpeg
     sf.write(tmp_path / "six.wav", x, 16000, subtype="FLOAT")
     np.testing.assert_allclose(load_audio(tmp_path / "six.wav"), x.mean(axis=1), atol=1e-7)
+
+
+def test_stopping_early_ends_the_decoder(media):
+    import threading
+
+    before = threading.active_count()
+    stream = stream_audio(media / "v.mkv", chunk_seconds=0.1)
+    first = next(stream)
+    stream.close()  # kills ffmpeg and the read-ahead thread
+    assert len(first) > 0
+    for _ in range(50):
+        if threading.active_count() <= before:
+            break
+        time.sleep(0.02)
+    assert threading.active_count() <= before
