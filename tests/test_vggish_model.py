@@ -79,7 +79,7 @@ def test_conversion_is_cached_and_reused(keras_vggish, vggish_checkpoint, vggish
     np.testing.assert_allclose(out, vggish_reference["embeddings"][:2], rtol=1e-5, atol=1e-4)
 
 
-def _small_v1_checkpoint(path, variables: dict) -> str:
+def _small_v1_checkpoint(path, variables: dict, version: int = 1) -> str:
     import tensorflow as tf
 
     graph = tf.Graph()
@@ -87,8 +87,8 @@ def _small_v1_checkpoint(path, variables: dict) -> str:
         for name, shape in variables.items():
             tf.compat.v1.get_variable(name, shape=shape, initializer=tf.compat.v1.zeros_initializer())
         sess.run(tf.compat.v1.global_variables_initializer())
-        tf.compat.v1.train.Saver(write_version=tf.compat.v1.train.SaverDef.V1).save(
-            sess, str(path), write_meta_graph=False)
+        write_version = tf.compat.v1.train.SaverDef.V1 if version == 1 else tf.compat.v1.train.SaverDef.V2
+        tf.compat.v1.train.Saver(write_version=write_version).save(sess, str(path), write_meta_graph=False)
     return str(path)
 
 
@@ -115,3 +115,13 @@ def test_unreadable_and_missing_checkpoints(tmp_path):
         load_vggish(None, model_dir=tmp_path, offline=True)
     assert "https://storage.googleapis.com/audioset/vggish_model.ckpt" in str(info.value)
     assert "--checkpoint" in str(info.value)
+
+
+def test_v2_prefixes_are_accepted(tmp_path):
+    from audiotagger.vggish.checkpoint import checkpoint_path
+
+    prefix = _small_v1_checkpoint(tmp_path / "v2.ckpt", {"vggish/conv1/weights": (3, 3, 1, 64)}, version=2)
+    assert not (tmp_path / "v2.ckpt").exists() and (tmp_path / "v2.ckpt.index").exists()
+    assert checkpoint_path(prefix) == tmp_path / "v2.ckpt"
+    with pytest.raises(ModelError, match="variable vggish/conv1/biases is missing"):
+        read_checkpoint(prefix)
