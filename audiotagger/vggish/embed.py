@@ -66,6 +66,7 @@ class _Job:
     hop: float
     save_logmel: bool
     raw: list = field(default_factory=list)
+    quantized: list = field(default_factory=list)
     logmel: list = field(default_factory=list)
     queued: int = 0
     embedded: int = 0
@@ -257,9 +258,11 @@ class VGGishEmbedder:
                     owners.append((job, len(ex)))
                     need -= len(ex)
                 raw = self.runner(np.concatenate(parts) if len(parts) > 1 else parts[0])
+                quantized = self.postprocessor(raw)  # per batch: no float64 copy of a whole long file
                 start = 0
                 for job, count in owners:
                     job.raw.append(raw[start:start + count])
+                    job.quantized.append(quantized[start:start + count])
                     job.embedded += count
                     start += count
 
@@ -284,6 +287,7 @@ class VGGishEmbedder:
                 queue.clear()
                 queue.extend(kept)
                 job.raw.clear()
+                job.quantized.clear()
                 job.logmel.clear()
             run(False)
             yield from finished()
@@ -292,12 +296,14 @@ class VGGishEmbedder:
 
     def _result(self, job: _Job) -> Embedding:
         raw = np.concatenate(job.raw) if job.raw else np.zeros((0, P.EMBEDDING_SIZE), np.float32)
+        quantized = (np.concatenate(job.quantized) if job.quantized
+                     else np.zeros((0, P.EMBEDDING_SIZE), np.uint8))
         times = example_times(len(raw), job.hop)
         logmel = None
         if job.save_logmel:
             logmel = (np.concatenate(job.logmel) if job.logmel
                       else np.zeros((0, P.NUM_FRAMES, P.NUM_BANDS), np.float32))
-        return Embedding(self.postprocessor(raw), raw, times, logmel, job.num_samples / P.SAMPLE_RATE,
+        return Embedding(quantized, raw, times, logmel, job.num_samples / P.SAMPLE_RATE,
                          job.hop, str(job.source))
 
 
