@@ -190,3 +190,22 @@ def test_cli_refuses_two_inputs_with_one_output(wavs, tmp_path, model_args, caps
     assert _cli(wavs / "a.wav", other / "a.flac", "-o", out, "-q", model_args=model_args) == 1
     assert "would also be written by" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["a.npz"]
+
+
+def test_official_smoke_test_with_the_real_checkpoint():
+    """Google's vggish_smoke_test.py (2023): needs the real checkpoint, which CI cannot download.
+
+    Point ``AUDIOTAGGER_TEST_VGGISH_CKPT`` at ``vggish_model.ckpt`` to run it.
+    """
+    import os
+
+    ckpt = os.environ.get("AUDIOTAGGER_TEST_VGGISH_CKPT")
+    if not ckpt or not os.path.isfile(ckpt):
+        pytest.skip("set AUDIOTAGGER_TEST_VGGISH_CKPT to the official vggish_model.ckpt to run")
+    pca = shared_file("vggish", "vggish_pca_params.npz")
+    embedder = VGGishEmbedder(ckpt, pca)
+    t = np.arange(0, 3, 1 / 16000)
+    emb = embedder.embed_waveform(np.sin(2 * np.pi * 1000 * t), 16000, hop=0.96)
+    assert emb.raw.shape == (3, 128)
+    np.testing.assert_allclose([emb.raw.mean(), emb.raw.std()], [0.000657, 0.343], rtol=0.1)
+    np.testing.assert_allclose([emb.embedding.mean(), emb.embedding.std()], [126.0, 89.3], rtol=0.1)
