@@ -156,7 +156,6 @@ def main() -> None:
 
         gf_before = matmul_gflops()
         x, sr = sf.read(wav, dtype="float32")
-        t = time.perf_counter()
         examples = waveform_to_examples(x, sr)
         logmel_s = best_of(lambda: chunked_logmel(x, sr), args.repeats)[0]
         embedder.runner(examples[: args.batch_size])  # trace once
@@ -173,7 +172,8 @@ def main() -> None:
         rows.append(("numpy float32 4096^2 matmul", f"{gf:.1f} GFLOP/s (before {gf_before:.0f}, after "
                      f"{gf_after:.0f})", "1.00"))
         rows.append(("limit at 1.728 GFLOP/example", f"{gf / GFLOP_PER_EXAMPLE:.1f} audio-s/s", "1.00"))
-        rows.append((f"log-mel only, {args.seconds:.0f} s in 10 s chunks", f"{args.seconds / logmel_s:.0f} audio-s/s", "-"))
+        rows.append((f"log-mel only, {args.seconds:.0f} s in 10 s chunks",
+                     f"{args.seconds / logmel_s:.0f} audio-s/s", "-"))
         rows.append(speed_row(f"network only, {len(examples)} examples", len(examples), model_s))
         rows.append(speed_row(f"end to end, {args.seconds:.0f} s 16 kHz WAV", n_wav, wav_s))
         rows.append(speed_row(f"end to end, {args.seconds:.0f} s 44.1 kHz stereo AAC", n_m4a, m4a_s))
