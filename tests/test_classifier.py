@@ -15,6 +15,8 @@ from audiotagger.classifier import (
 )
 from audiotagger.errors import ModelError, ParameterError
 
+from .conftest import shared_file
+
 
 def test_tile_to_ten_is_cyclic():
     rows = np.array([[1], [2], [3]], dtype=np.uint8)
@@ -123,3 +125,28 @@ def test_bad_model_files(tmp_path):
     np.savez(other, a=np.zeros(3))
     with pytest.raises(ModelError, match="not an audiotagger classifier"):
         load_classifier(other)
+
+
+def test_packaged_default_model():
+    from audiotagger.classifier import default_model_path
+    from audiotagger.classifier.store import read_model_file
+
+    config, weights, meta, npz = read_model_file(default_model_path())
+    npz.close()
+    assert config["model_type"] == "multi-level-attention" and config["levels"] == [2, 3]
+    assert meta["test"]["mAP"] > 0.3 and meta["validation"]["mAP"] > 0.3      # held-out numbers of the card
+    clf = load_classifier()
+    assert clf.name == config["name"] and clf is not None
+    silence = np.full((2, 10, 128), 128, np.uint8)
+    probs = clf.predict(silence)
+    assert probs.shape == (2, 527) and np.isfinite(probs).all()
+
+
+def test_packaged_model_tags_real_clips():
+    from audiotagger.train.data import read_h5
+    from audiotagger.train.metrics import calculate_stats
+
+    data = read_h5(shared_file("audioset", "bal_train.h5"))
+    idx = np.arange(0, len(data), 40)             # 554 clips, mostly training clips: a sanity check only
+    stats = calculate_stats(load_classifier().predict(data.x[idx]), data.y[idx], warn=False)
+    assert stats["mAP"] > 0.3 and stats["AUC"] > 0.9
