@@ -107,12 +107,12 @@ def main() -> None:
 
     print(f"numpy float32 matmul 4096²: {rate:.0f} GFLOP/s before, {rate_after:.0f} after "
           f"(fractions use the first; CPU shared, numbers noisy)")
-    print(f"| {'model (batch 500)':<38} | MFLOP/clip/step | clips/s | GFLOP/s | fraction of matmul |")
-    print(f"|{'-' * 40}|-----------------|---------|---------|--------------------|")
+    print(f"| {'model (batch 500)':<44} | MFLOP/clip/step | clips/s | GFLOP/s | fraction of matmul |")
+    print(f"|{'-' * 46}|-----------------|---------|---------|--------------------|")
     for label, mflop, cps, gf, frac in rows:
-        print(f"| {label:<38} | {mflop:15.1f} | {cps:7.0f} | {gf:7.1f} | {frac:18.2f} |")
+        print(f"| {label:<44} | {mflop:15.1f} | {cps:7.0f} | {gf:7.1f} | {frac:18.2f} |")
     for what, secs in load:
-        print(f"| {what:<38} | {'':15} | {'':7} | {'':7} | {secs:16.2f} s |")
+        print(f"| {what:<44} | {'':15} | {'':7} | {'':7} | {secs:16.2f} s |")
 
 
 if __name__ == "__main__":
