@@ -5,8 +5,9 @@ the official variable scopes (``vggish/conv1/weights`` ... ``vggish/fc2/biases``
 ``vggish/input_features``, output ``vggish/embedding``), initialises it from a seed, saves it with
 ``tf.compat.v1.train.Saver(write_version=SaverDef.V1)`` (one file, like ``vggish_model.ckpt``) and runs
 the slim graph on a fixed set of examples, storing its outputs beside the checkpoint as the reference
-a port must reproduce. The result (about 277 MB) is cached under the system temp folder keyed by seed,
-so a test session builds it at most once per machine.
+a port must reproduce. The result (about 277 MB) is cached under the system temp folder (or
+``$AUDIOTAGGER_TEST_CACHE``) keyed by seed and ``_VERSION``, so a test session builds it at most once
+per machine; bump ``_VERSION`` when the network definition or the reference examples change.
 
 Weights are He-scaled (and biases non-zero) rather than the original sigma 0.01 so that activations
 stay of order one through the 13 layers and a relative comparison means something.
