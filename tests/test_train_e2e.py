@@ -170,3 +170,25 @@ def test_bad_input_fails_before_training(small_h5, tmp_path, capsys):
               "--validation-split", "0.2"])
     assert exc.value.code == 2 and "not writable" in capsys.readouterr().err
     assert not ws.exists()
+
+
+def test_options_eval_data_test_split_lazy_average(small_h5, tmp_path, capsys):
+    """The other switches in one short run: separate eval file, test part, lazy HDF5, mixup, cosine lr,
+    prior init, AdamW, weight averaging, another model type."""
+    ws = tmp_path / "ws"
+    assert main(["train", "--data-dir", str(small_h5), "--eval-data", str(small_h5), "--workspace", str(ws),
+                 "--tag", "opts", "--model-type", "feature-attention", "--hidden-units", "16",
+                 "--batch-size", "32",
+                 "--iterations", "3", "--eval-every", "1", "--test-split", "0.2", "--lazy", "--mixup", "0.4",
+                 "--lr-schedule", "cosine", "--warmup", "1", "--weight-decay", "0.01", "--prior-init",
+                 "--average-last", "2", "--sampler", "shuffled", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "weight average" in out and "test (best)" in out and "test (averaged)" in out
+    run = ws / "opts"
+    test = json.loads((run / "test.json").read_text())
+    assert set(test) == {"best", "averaged"}
+    assert test["best"]["n_clips"] == len(np.load(run / "split.npz")["test"])
+    from audiotagger.classifier import load_classifier
+
+    clf = load_classifier(run / "averaged.npz")
+    assert clf.config["model_type"] == "feature-attention" and clf.name.startswith("opts@avg")
