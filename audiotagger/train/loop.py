@@ -254,12 +254,15 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
                           reduce_retracing=True)
     total, every, bs = s["iterations"], s["eval_every"], s["batch_size"]
     ones, arange = np.ones(bs, np.float32), np.arange(bs, dtype=np.int32)
-    stopped = False
+    # a run that already stopped early stays stopped when its command is rerun
+    stopped = resumed and s["patience"] > 0 and state["bad_evals"] >= s["patience"]
     it = state["iteration"]
     bar = tqdm(total=total, initial=it, disable=not progress, unit="it", dynamic_ncols=True, leave=False)
     running, t0 = None, time.perf_counter()
     try:
         while True:
+            if stopped:
+                break
             if (it % every == 0 or it >= total) and not (resumed and it == state["iteration"]):
                 stopped = _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eval_set,
                                              forward, bar)
