@@ -163,3 +163,26 @@ def test_tag_waveform_and_embeddings(tag_models):
     again = embedding_result(tagger.classifier, emb.embedding, left=0, right=0)
     np.testing.assert_array_equal(again.probs, result.probs)
     np.testing.assert_array_equal(again.times, [0.0, 1.0, 2.0])
+
+
+def test_default_model_tags_real_audioset_features():
+    """The packaged classifier on the released embeddings of a held-out clip (a dog barking, 17-27 s of
+    YouTube video FeRaDiSPb2c): real features, so the tags mean something."""
+    import h5py
+
+    from audiotagger.classifier import default_model_path, load_classifier
+    from audiotagger.labels import load_labels
+    from audiotagger.tag.select import DisplayOptions, Selection
+    from audiotagger.tag.tagger import embedding_result
+
+    data = shared_file("audioset", "bal_train.h5")
+    if not default_model_path().is_file():
+        pytest.skip("the default classifier is not shipped")
+    with h5py.File(data, "r") as f:
+        ids = [v.decode() for v in f["video_id_list"][:]]
+        x = f["x"][ids.index("FeRaDiSPb2c")]
+    sel = Selection(embedding_result(load_classifier(), x, left=3, right=1), DisplayOptions())
+    labels = load_labels()
+    top = [labels.names[c] for c, _, _ in sel.summary()[:3]]
+    assert "Dog" in top
+    assert all(labels.index("Dog") in cue.classes for cue in sel.cues())
