@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import AudioTaggerError, ParameterError
 from .common import EXIT_FAILED, EXIT_USAGE, error_line
+from .quiet import quiet_tensorflow_import
 
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``add_parser(subparsers)``
 # (which sets ``func``) and a ``run(args) -> int``.
@@ -50,6 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 success, 1 some input failed, 2 usage error)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow_import()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
