@@ -148,6 +148,12 @@ def test_panns_backend_through_tag(tmp_path, capsys):
         np.testing.assert_array_equal(npz["scores"], npz["probs"])
     blocks = (out / "R9_ZSCveAHg_7s.txt").read_text().split("\n\n")
     assert len(blocks) == 8 and blocks[1].splitlines()[0] == "1.0" and len(blocks[1].splitlines()) == 4
+    # without --top-k a PANNs model lists PaddleAudio's top 10
+    code = main(["tag", str(wav), "--model", str(pth), "--sample-duration", "1.0", "--hop-duration", "1.0",
+                 "-f", "txt", "-o", str(tmp_path / "top10"), "-q"])
+    assert code == 0, capsys.readouterr().err
+    blocks = (tmp_path / "top10" / "R9_ZSCveAHg_7s.txt").read_text().split("\n\n")
+    assert len(blocks[0].splitlines()) == 11
 
 
 def test_tag_waveform_and_embeddings(tag_models):

@@ -136,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
                "smooth": args.smooth, "per_second": args.per_second}
+    if args.top_k is None and not from_probs and is_panns(args.model):
+        from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K  # PaddleAudio lists the top 10
+
+        display["top_k"] = PANNS_TOP_K
     resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
     specs = args.from_probs if from_probs else args.inputs
     exts = frozenset({".npz"}) if from_probs else None

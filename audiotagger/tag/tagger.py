@@ -438,10 +438,13 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         options = resolve_display(display, stored)
         source = media_source(result)
     else:
-        options = resolve_display(display)
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size)
+        if isinstance(tagger, PannsBackend) and top_k is None:
+            from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K  # PaddleAudio's top 10
+            display["top_k"] = PANNS_TOP_K
+        options = resolve_display(display)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
                             hop_duration=hop_duration, progress=progress)
     if output_dir is not None:
