@@ -32,21 +32,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
+from benchutil import matmul_gflops
 
 from audiotagger.vggish.model import DEFAULT_BATCH_SIZE  # noqa: E402
 
 GFLOP_PER_EXAMPLE = 1.728
 
-
-def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ a
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
 
 
 def best_of(fn, repeats: int):

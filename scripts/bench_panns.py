@@ -35,20 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from benchutil import matmul_gflops
 
 CLIP_SECONDS = 10.0
 
-
-def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
-    """Best float32 numpy matmul rate over ``repeats`` runs, GFLOP/s (2 n^3 per product)."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
 
 
 def counted_macs(arch: str, frames: int = 1001) -> float:

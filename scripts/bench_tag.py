@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchutil import matmul_gflops
 
 ROOT = Path(__file__).resolve().parents[1]
 VGGISH_GFLOP_PER_SECOND = 1.728
@@ -36,16 +37,6 @@ VGGISH_GFLOP_PER_SECOND = 1.728
 SHARED_VIDEO = ROOT.parent / "shared" / "data" / "video" / "big_buck_bunny_60s.mp4"
 sys.path.insert(0, str(ROOT))
 
-
-def matmul_gflops(n: int = 4096, repeats: int = 3) -> float:
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
 
 
 def ffmpeg() -> str:

@@ -18,18 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-
-def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    b = a.copy()
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
+from benchutil import matmul_gflops
 
 
 def train_flops_per_clip(model) -> float:

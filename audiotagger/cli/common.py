@@ -70,6 +70,16 @@ def probability(text: str) -> float:
     return value
 
 
+def str2bool(text: str) -> bool:
+    """Argparse type: yes/true/t/y/1 or no/false/f/n/0 (the original tool's spellings)."""
+    value = text.strip().lower()
+    if value in ("yes", "true", "t", "y", "1"):
+        return True
+    if value in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (yes/no), got {text!r}")
+
+
 def _number(text: str, kind: type) -> int | float:
     try:
         return kind(text)

@@ -7,16 +7,7 @@ import sys
 
 from ..panns.params import DEFAULT_SMOOTH_SIZE as _DEFAULT_SMOOTH_SIZE
 from ..panns.params import DEFAULT_TOP_K as _DEFAULT_TOP_K
-from .common import expand_inputs, positive_int, run_each
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("yes", "true", "t", "y", "1"):
-        return True
-    if value in ("no", "false", "f", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+from .common import expand_inputs, positive_int, run_each, str2bool
 
 
 def add_parser(sub) -> None:
@@ -31,7 +22,7 @@ def add_parser(sub) -> None:
                    help="folder for <stem>.txt (default: .)")
     p.add_argument("--top-k", "--top_k", "--topk", dest="top_k", type=positive_int, default=_DEFAULT_TOP_K,
                    metavar="K", help=f"classes per time step (default: {_DEFAULT_TOP_K})")
-    p.add_argument("--smooth", type=_bool, nargs="?", const=True, default=False,
+    p.add_argument("--smooth", type=str2bool, nargs="?", const=True, default=False,
                    help="causal moving average of the scores over --smooth-size steps first")
     p.add_argument("--smooth-size", "--smooth_size", dest="smooth_size", type=positive_int,
                    default=_DEFAULT_SMOOTH_SIZE, metavar="W",

@@ -16,21 +16,13 @@ from .common import (
     positive_int,
     probability,
     run_each,
+    str2bool,
 )
 
 # Keep in step with audiotagger.tag.writers (not imported here: the CLI module stays light).
 _FORMATS = "srt, vtt, tsv, csv, json, npz, txt, png, mp4"
 _SMOOTH_DEFAULT = 5
 
-
-def str2bool(text: str) -> bool:
-    """Argparse type: yes/true/t/y/1 or no/false/f/n/0 (the original tool's spellings)."""
-    value = text.strip().lower()
-    if value in ("yes", "true", "t", "y", "1"):
-        return True
-    if value in ("no", "false", "f", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (yes/no), got {text!r}")
 
 
 def add_parser(sub) -> None:
