@@ -76,7 +76,7 @@ def run(args) -> int:
         embedder = VGGishEmbedder(args.checkpoint, args.pca_params, args.model_dir, args.offline,
                                   batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
         results = embedder.iter_embed([item.path for item in todo], hop=args.hop,
-                                      save_logmel=args.save_logmel)
+                                      save_logmel=args.save_logmel, progress=not args.quiet)
 
     def work(item) -> bool:
         from ..errors import AudioTaggerError

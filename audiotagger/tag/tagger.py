@@ -222,7 +222,7 @@ class Tagger:
             The result, or the error that made this input fail (the others go on).
         """
         left, right = check_context(left, right)
-        for path, emb in self.embedder.iter_embed(paths, hop=1.0):
+        for path, emb in self.embedder.iter_embed(paths, hop=1.0, progress=progress):
             if isinstance(emb, BaseException):
                 yield path, emb
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -211,7 +212,8 @@ class VGGishEmbedder:
         return result
 
     def iter_embed(self, sources: Iterable[str | os.PathLike], *, hop: float = P.DEFAULT_HOP_SECONDS,
-                   save_logmel: bool = False) -> Iterator[tuple[Path, Embedding | AudioTaggerError]]:
+                   save_logmel: bool = False, progress: bool = False
+                   ) -> Iterator[tuple[Path, Embedding | AudioTaggerError]]:
         """Embed many files, batching examples across them.
 
         Parameters
@@ -222,6 +224,8 @@ class VGGishEmbedder:
             Example hop in seconds.
         save_logmel : bool
             Keep the log-mel examples in the results.
+        progress : bool
+            Show a progress bar of the audio seconds embedded so far (with the rate) on stderr.
 
         Yields
         ------
@@ -232,6 +236,10 @@ class VGGishEmbedder:
             input fail; the other inputs are not affected.
         """
         hop_frames(hop)  # a bad hop is a usage error for every input: raise it now
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="embedding", unit="audio-s", disable=not progress, leave=False, file=sys.stderr,
+                   bar_format="{desc}: {n:.0f} {unit} [{elapsed}, {rate_fmt}]")
         pending: deque[_Job] = deque()
         queue: deque[tuple[_Job, np.ndarray]] = deque()
 
@@ -258,6 +266,7 @@ class VGGishEmbedder:
                     owners.append((job, len(ex)))
                     need -= len(ex)
                 raw = self.runner(np.concatenate(parts) if len(parts) > 1 else parts[0])
+                bar.update(len(raw) * float(hop))
                 quantized = self.postprocessor(raw)  # per batch: no float64 copy of a whole long file
                 start = 0
                 for job, count in owners:
@@ -292,6 +301,7 @@ class VGGishEmbedder:
             run(False)
             yield from finished()
         run(True)
+        bar.close()
         yield from finished()
 
     def _result(self, job: _Job) -> Embedding:
