@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchutil import print_table  # noqa: E402
+
 from audiotagger import download as dl  # noqa: E402
 from audiotagger import hub  # noqa: E402
 from tests.loopback_http import LoopbackServer, Served  # noqa: E402
@@ -89,11 +91,8 @@ def main() -> None:
         rows.append(("load-time check (stamped)", f"{t_light * 1e3:.2f} ms",
                      f"{t_light / t_hash:.5f} of a full verify"))
 
-    width = max(len(r[0]) for r in rows)
     print(f"bench_download: {args.mb} MB file on 127.0.0.1")
-    print(f"{'step':<{width}}  {'rate':>12}  ratio")
-    for name, rate, ratio in rows:
-        print(f"{name:<{width}}  {rate:>12}  {ratio}")
+    print_table(("step", "rate", "ratio"), rows)
 
 
 if __name__ == "__main__":

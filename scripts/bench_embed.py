@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-from benchutil import matmul_gflops
+from benchutil import matmul_gflops, print_table
 
 from audiotagger.vggish.model import DEFAULT_BATCH_SIZE  # noqa: E402
 
@@ -170,7 +170,7 @@ def main() -> None:
         rows.append(speed_row(f"end to end, {args.seconds:.0f} s 44.1 kHz stereo AAC", n_m4a, m4a_s))
         if not args.skip_rss:
             rows += rss_rows(folder, args)
-    print_table(rows)
+    print_table(("measure", "value", "of limit / ratio"), rows)
 
 
 def rss_rows(folder: Path, args) -> list[tuple[str, str, str]]:
@@ -186,14 +186,6 @@ def rss_rows(folder: Path, args) -> list[tuple[str, str, str]]:
             (f"peak RSS, {args.long_minutes:.0f}-min file ({n_long} examples)", f"{rss_long:.0f} MiB",
              f"{rss_long / rss_short:.2f}x")]
 
-
-def print_table(rows: list) -> None:
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    print(f"{'measure':<{w0}}  {'value':<{w1}}  of limit / ratio")
-    print(f"{'-' * w0}  {'-' * w1}  ----------------")
-    for name, value, frac in rows:
-        print(f"{name:<{w0}}  {value:<{w1}}  {frac}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from benchutil import matmul_gflops
+from benchutil import matmul_gflops, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 VGGISH_GFLOP_PER_SECOND = 1.728
@@ -150,12 +150,7 @@ def main() -> None:
             ("marginal time per short file ((T20 − T1) / 19)",
              f"{per_file:.2f} s ({10 / per_file:.0f}× real time)", ""),
         ]
-        w0 = max(len(r[0]) for r in rows)
-        w1 = max(len(r[1]) for r in rows)
-        print(f"{'audiotagger tag benchmark':<{w0}}  {'measured':<{w1}}  target")
-        print(f"{'-' * w0}  {'-' * w1}  ------")
-        for name, value, target in rows:
-            print(f"{name:<{w0}}  {value:<{w1}}  {target}")
+        print_table(("audiotagger tag benchmark", "measured", "target"), rows)
         kind = ("Big Buck Bunny soundtrack looped (AAC 44.1 kHz stereo)" if SHARED_VIDEO.is_file()
                 else "synthetic 44.1 kHz stereo WAV")
         print(f"input: {kind}; {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}")
