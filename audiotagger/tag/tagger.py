@@ -162,12 +162,6 @@ class Tagger:
                                        offline=offline)
         self.model_name = str(self.classifier.name)
 
-    def classify(self, embedding: np.ndarray, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, *,
-                 progress: bool = False, desc: str = "seconds") -> np.ndarray:
-        """Probabilities of every second from its context window (see :func:`classify_embedding`)."""
-        return classify_embedding(self.classifier, embedding, left, right, batch_size=self.batch_size,
-                                  progress=progress, desc=desc)
-
     def _result(self, source: str, emb, left: int, right: int, progress: bool) -> TagResult:
         if np.asarray(emb.embedding).shape[0] == 0:
             raise AudioError(f"{source}: no audio to tag")
