@@ -32,6 +32,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DownloadError, ModelError
+from .fileio import ensure_writable_dir
 
 CHUNK_SIZE = 1 << 16
 """Bytes read from the socket per iteration."""
@@ -253,10 +254,7 @@ def partial_path(dest: str | os.PathLike) -> Path:
 
 def _ensure_writable(folder: Path) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        ensure_writable_dir(folder)
     except OSError as exc:
         raise ModelError(f"{folder}: model cache folder is not writable ({exc.strerror or exc}); "
                          "set AUDIOTAGGER_HOME or pass --model-dir") from None

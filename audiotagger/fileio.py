@@ -13,6 +13,20 @@ from typing import IO, Any
 import numpy as np
 
 
+def ensure_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and parents) and prove a file can be written in it.
+
+    The probe is a uniquely named temporary file, so concurrent callers (threads or processes)
+    never race on it. Raises ``OSError`` as the file system reports it; callers turn that into
+    their own one-line error naming the folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder, prefix=".write-test-"):
+        pass
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` that is renamed onto ``path`` on success.

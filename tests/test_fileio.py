@@ -4,7 +4,7 @@ import stat
 import numpy as np
 import pytest
 
-from audiotagger.fileio import atomic_open, atomic_save_npz, atomic_write_text
+from audiotagger.fileio import atomic_open, atomic_save_npz, atomic_write_text, ensure_writable_dir
 
 
 def test_atomic_write_replaces_and_uses_umask_mode(tmp_path):
@@ -43,3 +43,19 @@ def test_npz_refuses_object_arrays(tmp_path):
     with pytest.raises(TypeError):
         atomic_save_npz(tmp_path / "b.npz", x=np.array([{}], dtype=object))
     assert not (tmp_path / "b.npz").exists()
+
+
+def test_ensure_writable_dir_is_safe_across_threads(tmp_path):
+    # A fixed probe name (".write-test-<pid>") raced between threads of one process:
+    # one thread unlinked the probe another had just created. The probe must be unique.
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "a" / "b"
+
+    def hammer(_):
+        for _ in range(200):
+            assert ensure_writable_dir(folder) == folder
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(hammer, range(8)))
+    assert list(folder.iterdir()) == []

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError, ParameterError
+from ..fileio import ensure_writable_dir
 
 _ITER_RE = re.compile(r"^iter_(\d+)\.(npz|json)$")
 
@@ -65,9 +66,7 @@ class Workspace:
         try:
             for d in (self.checkpoints, self.stats, self.probs, self.logs):
                 d.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            ensure_writable_dir(self.dir)
         except OSError as exc:
             raise ParameterError(f"--workspace {self.root}: not writable ({exc.strerror or exc})") from None
         for d in (self.dir, self.checkpoints, self.stats, self.probs):      # leftovers of a killed write
