@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -189,10 +190,10 @@ def test_unwritable_cache_folder_is_named(server, tmp_path):
 
 
 def test_permission_denied_cache_folder_is_named(server, tmp_path, monkeypatch):
-    def denied(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
 
-    monkeypatch.setattr(Path, "touch", denied)
+    monkeypatch.setattr(tempfile, "TemporaryFile", denied)   # root ignores folder modes: fake the refusal
     with pytest.raises(ModelError, match=f"{tmp_path}: model cache folder is not writable "
                                          r"\(Permission denied\); set AUDIOTAGGER_HOME or pass --model-dir"):
         dl.download(server.url("/m.bin"), tmp_path / "m.bin", **FAST)
