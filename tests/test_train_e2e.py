@@ -143,11 +143,14 @@ def test_resume_after_kill_during_checkpoint_write(trained, small_h5, tmp_path):
         assert main(cmd) == 0
     assert not list(ckpt.glob(".*"))
     assert "resumed at iteration 2" in sorted((ws / "tiny" / "logs").iterdir())[-1].read_text()
-    # the resumed run drew exactly the batches of the uninterrupted one
+    # the resumed run drew exactly the batches and dropout masks of the uninterrupted one
     other = ws_done / "tiny" / "checkpoints" / "iter_0000006.npz"
     with np.load(ckpt / "iter_0000006.npz") as a, np.load(other) as b:
-        for key in ("sampler_lists", "sampler_pointers", "sampler_queue", "sampler_rng"):
+        assert sorted(a.files) == sorted(b.files) and "rng000" in a.files
+        for key in ("sampler_lists", "sampler_pointers", "sampler_queue", "sampler_rng", "rng000"):
             np.testing.assert_array_equal(a[key], b[key])
+        for key in (k for k in a.files if k[0] == "w" and k[1:].isdigit()):
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 def test_bad_input_fails_before_training(small_h5, tmp_path, capsys):

@@ -323,6 +323,7 @@ def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:
                 opt = [npz[f"opt{i:03d}"] for i in range(len(optimizer.variables))]
                 sampler_state = {k[len("sampler_"):]: npz[k] for k in npz.files if k.startswith("sampler_")}
                 mix_state = str(npz["mix_rng"])
+                rng = [npz[k] for k in sorted(npz.files) if k.startswith("rng")]
         except (ModelError, KeyError, ValueError, OSError) as exc:
             warnings.warn(f"{path}: unreadable checkpoint skipped ({exc})", AudioTaggerWarning, stacklevel=3)
             continue
@@ -333,9 +334,19 @@ def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:
             var.assign(arr)
         sampler.load_state(sampler_state)
         mix_rng.bit_generator.state = json.loads(mix_state)
+        seeds = _seed_variables(model)
+        if len(rng) == len(seeds):   # dropout masks continue where the interrupted run was
+            for var, arr in zip(seeds, rng, strict=True):
+                var.assign(arr)
         state.update(train_state)
         return True
     return False
+
+
+def _seed_variables(model) -> list:
+    """The random-seed states of the model's dropout layers (Keras keeps them out of ``model.weights``)."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eval_set, forward, bar) -> bool:
@@ -362,6 +373,7 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     arrays.update({f"opt{i:03d}": v.numpy() for i, v in enumerate(optimizer.variables)})
     arrays.update({f"sampler_{k}": v for k, v in sampler.state().items()})
     arrays["mix_rng"] = np.array(json.dumps(mix_rng.bit_generator.state))
+    arrays.update({f"rng{i:03d}": v.numpy() for i, v in enumerate(_seed_variables(model))})
     arrays["train_state"] = np.array(json.dumps(state))
     atomic_save_npz(ws.checkpoint(it), **arrays)
     line = (f"iteration {it}: {summary(stats)}{'  (best)' if improved else ''}  "
