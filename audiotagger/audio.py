@@ -27,7 +27,7 @@ import struct
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,9 @@ def ffmpeg_exe() -> str:
 
 
 def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
-                 chunk_seconds: float = CHUNK_SECONDS) -> Iterator[np.ndarray]:
+                 chunk_seconds: float = CHUNK_SECONDS,
+                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None
+                 ) -> Iterator[np.ndarray]:
     """Decode a media file chunk by chunk to mono float32 at ``sr``.
 
     Parameters
@@ -78,6 +80,11 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         Output sample rate in Hz.
     chunk_seconds : float
         Native seconds decoded per step; memory stays bounded by a few chunks.
+    pre_resample : callable, optional
+        A stage run on the mono signal at the file's native rate, before resampling:
+        ``pre_resample(chunk, native_rate, last) -> samples``, called on every chunk in order and
+        with ``last=True`` on the final (possibly empty) one (e.g.
+        :class:`audiotagger.vggish.features.SecondSplicer`).
 
     Yields
     ------
@@ -105,7 +112,7 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         except OSError as exc:
             raise AudioError(f"{path}: cannot run ffmpeg ({exc})") from None
         try:
-            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds)
+            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -243,8 +250,8 @@ def _read_exact(stream, n: int) -> bytes:
     return data if data is not None else b""
 
 
-def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int,
-                     chunk_seconds: float) -> Iterator[np.ndarray]:
+def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
+                     pre_resample=None) -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     out = proc.stdout
     header = _read_exact(out, 12)
@@ -286,6 +293,8 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int,
         if len(mono):  # a NaN or Inf in any channel stays non-finite in the mean
             check_finite(mono, str(path), rate, done)
         done += len(mono)
+        if pre_resample is not None:
+            mono = pre_resample(mono, rate, last)
         if resampler is not None:
             mono = resampler.resample_chunk(mono, last=last)
         if last:

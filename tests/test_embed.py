@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from audiotagger.cli import main
-from audiotagger.errors import AudioError, AudioTaggerWarning
+from audiotagger.errors import AudioError, AudioTaggerWarning, ParameterError
 from audiotagger.vggish.embed import VGGishEmbedder, embed_file
 from audiotagger.vggish.features import waveform_to_examples
 from audiotagger.vggish.model import VGGishRunner
@@ -124,6 +124,31 @@ def test_module_level_api(vggish_checkpoint, pca_file, model_dir, wavs, embedder
     assert_close(emb.raw, embedder.embed_file(wavs / "d.wav").raw)
 
 
+def test_compat_truncate_file_and_waveform(embedder, wavs, tmp_path):
+    from audiotagger.vggish.features import SecondSplicer
+
+    x = tone(5.0, 810.0) * np.linspace(0.2, 1.0, 80000, dtype=np.float32)    # no two seconds alike
+    sf.write(tmp_path / "r.wav", x, 16000, subtype="FLOAT")
+    emb = embedder.embed_file(tmp_path / "r.wav", compat_truncate=True, save_logmel=True)
+    want = waveform_to_examples(SecondSplicer()(x, 16000, last=True), 16000, hop=0.96)
+    np.testing.assert_array_equal(emb.logmel, want)     # 16 kHz: the old tagger's examples exactly
+    np.testing.assert_array_equal(emb.times, np.arange(5.0))
+    assert emb.duration == 5.0 and emb.hop == 1.0
+    assert_close(emb.raw, embedder.embed_waveform(x, 16000, compat_truncate=True).raw)
+    continuous = embedder.embed_file(tmp_path / "r.wav", save_logmel=True).logmel
+    np.testing.assert_array_equal(emb.logmel[0, :94], continuous[0, :94])   # the same until the splice
+    assert np.abs(emb.logmel[0, 94:] - continuous[0, 94:]).mean() > 1       # whose click shows
+    # at another rate the cut happens before resampling, at the native rate (as the old tagger did)
+    stereo = np.stack([tone(3.5, 500.0, 44100), tone(3.5, 900.0, 44100)], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 44100, subtype="FLOAT")
+    got = embedder.embed_file(tmp_path / "s.wav", compat_truncate=True, save_logmel=True)
+    ref = waveform_to_examples(SecondSplicer()(stereo.mean(axis=1), 44100, last=True), 44100, hop=0.96)
+    assert len(got) == 3 and got.duration == 3.5
+    np.testing.assert_allclose(got.logmel, ref, atol=2e-4)  # chunked vs one-shot soxr
+    with pytest.raises(ParameterError, match="--compat-truncate"):
+        embedder.embed_file(wavs / "b.wav", hop=0.96, compat_truncate=True)
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 def _cli(*args, model_args):
@@ -174,6 +199,9 @@ def test_cli_usage_and_model_errors(wavs, tmp_path, capsys):
     assert info.value.code == 2
     with pytest.raises(SystemExit) as info:
         main(["embed", str(wavs / "a.wav"), "-o", str(tmp_path), "-f", "tfrecord", "--save-logmel"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["embed", str(wavs / "a.wav"), "-o", str(tmp_path), "--hop", "0.96", "--compat-truncate"])
     assert info.value.code == 2
     capsys.readouterr()
     assert main(["embed", str(wavs / "a.wav"), "-o", str(tmp_path), "--offline"]) == 1

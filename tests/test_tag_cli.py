@@ -24,6 +24,7 @@ def save_probs(path, options=None):
     ["tag", "x.wav", "--top-k", "0"],
     ["tag", "x.wav", "-f", "srt,mp3"],
     ["tag", "x.wav", "--exclude", "Not a class"],
+    ["tag", "x.wav", "--model", "panns-cnn14", "--compat-truncate"],
     ["tag"],
 ])
 def test_usage_errors_exit_2(argv, capsys):

@@ -3,6 +3,7 @@ and a small classifier written in the trainer's format. Semantics need the real 
 numbers do not: one step per second, times, shapes, the wiring of windows and classifier, and
 ``--from-probs`` reproducing the same files byte for byte."""
 
+import json
 import re
 import subprocess
 import warnings
@@ -130,6 +131,27 @@ def test_python_api_mirrors_the_cli(tag_models, tmp_path):
     assert result.probs.shape == (7, 527) and result.meta["left"] == 10
     assert (tmp_path / "R9_ZSCveAHg_7s.srt").read_text().count("-->") >= 1
     assert len((tmp_path / "R9_ZSCveAHg_7s.tsv").read_text().splitlines()) > 1
+
+
+def test_compat_truncate_frames_like_the_old_tagger(tag_models, tmp_path):
+    from audiotagger import tag_file
+
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(6 * 44100) / 44100)).astype(np.float32)
+    wav = tmp_path / "six.wav"
+    sf.write(wav, x * np.linspace(0.1, 1, len(x), dtype=np.float32), 44100, subtype="PCM_16")
+    out = tmp_path / "out"
+    assert main(["tag", str(wav), "--compat-truncate", "--per-second", "-f", "srt,npz", "-o", str(out), "-q",
+                 *model_args(tag_models)]) == 0
+    with np.load(out / "six.npz", allow_pickle=False) as npz:
+        assert npz["probs"].shape == (6, 527)
+        np.testing.assert_array_equal(npz["times"], np.arange(6.0))
+        assert json.loads(str(npz["settings"]))["compat_truncate"] is True
+        compat = npz["probs"]
+    assert (out / "six.srt").read_text().count("-->") == 6
+    ckpt, pca, clf = tag_models
+    plain = tag_file(wav, checkpoint=ckpt, pca_params=pca, model=clf)
+    assert "compat_truncate" not in plain.meta and plain.probs.shape == (6, 527)
+    assert np.abs(plain.probs - compat).max() > 1e-4            # the framing really differs
 
 
 def test_panns_backend_through_tag(tmp_path, capsys):

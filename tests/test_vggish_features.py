@@ -11,7 +11,9 @@ from audiotagger.errors import AudioError, AudioTaggerWarning, ParameterError
 from audiotagger.vggish import params as P
 from audiotagger.vggish.features import (
     ExampleStream,
+    SecondSplicer,
     example_times,
+    framing_hop,
     hertz_to_mel,
     log_mel_frames,
     num_examples,
@@ -168,3 +170,58 @@ def test_bad_inputs():
     with pytest.raises(AudioError, match="non-finite"):
         waveform_to_examples(bad, 16000)
     assert log_mel_frames(np.zeros(399)).shape == (0, 64)
+
+
+# --- --compat-truncate: the old AudioTagger's truncateAudioFs (SPEC §2.7) ---------------------------
+
+def old_truncate(data: np.ndarray, fs: int) -> np.ndarray:
+    """SPEC §2.7's rule on a (samples,) or (samples, channels) array: every second followed by more
+    audio cut to its first int(fs * 0.96) samples, the rest (the last <= 1 s) kept whole."""
+    pieces, i = [], 0
+    while (i + 1) * fs < len(data):
+        pieces.append(data[i * fs:i * fs + int(fs * 0.96)])
+        i += 1
+    pieces.append(data[i * fs:])
+    return np.concatenate(pieces)
+
+
+@pytest.mark.parametrize("fs", [16000, 44100, 22050, 11025, 48000])
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 1.00005, 3.0, 3.5, 7.99])
+def test_second_splicer_is_truncate_audio_fs_in_any_chunks(rng, fs, seconds):
+    x = rng.standard_normal((int(round(seconds * fs)), 2)).astype(np.float32)
+    want = old_truncate(x, fs).mean(axis=1)                    # the old tool cut both channels
+    whole = SecondSplicer()
+    np.testing.assert_allclose(whole(x.mean(axis=1), fs, last=True), want, rtol=1e-6)
+    assert whole.num_samples == len(x) and whole.rate == fs
+    streamed, pos, parts = SecondSplicer(), 0, []
+    for size in rng.integers(0, fs // 2, size=200):
+        chunk = x[pos:pos + size].mean(axis=1)
+        pos += size
+        parts.append(streamed(chunk, fs, last=pos >= len(x)))
+        if pos >= len(x):
+            break
+    np.testing.assert_array_equal(np.concatenate(parts), SecondSplicer()(x.mean(axis=1), fs, last=True))
+    assert streamed.num_samples == len(x)
+
+
+@pytest.mark.parametrize(("seconds", "n"), [(1, 1), (1.5, 1), (2, 2), (5, 5), (5.02, 5), (5.5, 5), (10, 10)])
+def test_compat_framing_gives_one_example_per_whole_second(seconds, n):
+    x = smoke_sine(seconds) * np.linspace(0.1, 1, int(round(seconds * 16000)))   # no two seconds alike
+    spliced = SecondSplicer()(x.astype(np.float32), 16000, last=True)
+    examples = waveform_to_examples(spliced, 16000, hop=framing_hop(1.0, compat_truncate=True))
+    assert examples.shape == (n, 96, 64)
+    x32 = x.astype(np.float32)
+    if seconds > 1:   # example 0: the first 94 frames lie in the kept 0.96 s of second 0
+        np.testing.assert_array_equal(examples[0, :94], log_mel_frames(x32[:15360]))
+    if seconds == int(seconds):   # the last second is kept whole: the last example is exactly it
+        start = (n - 1) * 16000
+        np.testing.assert_array_equal(examples[-1], log_mel_frames(x32[start:start + 15600]))
+
+
+def test_compat_framing_needs_the_default_hop():
+    assert framing_hop(1.0) == 1.0 and framing_hop(0.96) == 0.96
+    assert framing_hop(1.0, compat_truncate=True) == 0.96
+    with pytest.raises(ParameterError, match="--compat-truncate"):
+        framing_hop(0.96, compat_truncate=True)
+    with pytest.raises(ParameterError, match="hop"):
+        framing_hop(0.005)

@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--hop", type=positive_float, default=1.0, metavar="SECONDS",
                    help="example hop: 1.0 (default; one embedding per second) or 0.96 (official VGGish "
                         "framing)")
+    p.add_argument("--compat-truncate", action="store_true",
+                   help="frame as the old AudioTagger did: keep the first 0.96 s of every second but the "
+                        "last, then hop 0.96 s (one embedding per second)")
     p.add_argument("--save-logmel", action="store_true", help="also store the log-mel examples (npz)")
     p.add_argument("--checkpoint", metavar="CKPT", help="VGGish checkpoint vggish_model.ckpt "
                    "(default: the model cache)")
@@ -48,11 +51,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Run ``embed``; return the exit code."""
     from ..errors import ParameterError
-    from ..vggish.features import hop_frames
+    from ..vggish.features import framing_hop
 
     if args.format == "tfrecord" and args.save_logmel:
         raise ParameterError("--save-logmel: only with -f npz (the AudioSet format has no log-mels)")
-    hop_frames(args.hop)
+    framing_hop(args.hop, args.compat_truncate)
     suffix = FORMATS[args.format]
     items, problems = expand_inputs(args.inputs, recursive=args.recursive)
 
@@ -76,7 +79,8 @@ def run(args) -> int:
         embedder = VGGishEmbedder(args.checkpoint, args.pca_params, args.model_dir, args.offline,
                                   batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
         results = embedder.iter_embed([item.path for item in todo], hop=args.hop,
-                                      save_logmel=args.save_logmel, progress=not args.quiet)
+                                      save_logmel=args.save_logmel, progress=not args.quiet,
+                                      compat_truncate=args.compat_truncate)
 
     def work(item) -> bool:
         from ..errors import AudioTaggerError

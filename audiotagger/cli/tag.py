@@ -55,6 +55,9 @@ def add_parser(sub) -> None:
                    help=f"seconds of context before each second (default: {DEFAULT_LEFT})")
     m.add_argument("--right", type=nonnegative_int, default=DEFAULT_RIGHT, metavar="N",
                    help=f"seconds of context after each second (default: {DEFAULT_RIGHT})")
+    m.add_argument("--compat-truncate", action="store_true",
+                   help="VGGish: frame the audio as the old AudioTagger did (first 0.96 s of every second "
+                        "but the last, hop 0.96 s)")
     m.add_argument("--sample-duration", "--sample_duration", dest="sample_duration", type=positive_float,
                    default=None, metavar="S", help="PANNs: window length in seconds (default: 2.0)")
     m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
@@ -125,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if not is_panns(args.model) and (args.sample_duration is not None or args.hop_duration is not None):
         raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
                              "(--model panns-cnn14 ...)")
+    if is_panns(args.model) and args.compat_truncate:
+        raise ParameterError("--compat-truncate: only for the VGGish backend, not PANNs models")
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
                "smooth": args.smooth, "per_second": args.per_second}
@@ -196,6 +201,6 @@ def run(args: argparse.Namespace) -> int:
             # one stream over every input to tag (the VGGish embedder batches examples across files)
             results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
                                       sample_duration=args.sample_duration, hop_duration=args.hop_duration,
-                                      progress=not args.quiet)
+                                      compat_truncate=args.compat_truncate, progress=not args.quiet)
         report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
     return report.exit_code

@@ -162,15 +162,19 @@ class Tagger:
                                        offline=offline)
         self.model_name = str(self.classifier.name)
 
-    def _result(self, source: str, emb, left: int, right: int, progress: bool) -> TagResult:
+    def _result(self, source: str, emb, left: int, right: int, progress: bool,
+                compat_truncate: bool) -> TagResult:
         if np.asarray(emb.embedding).shape[0] == 0:
             raise AudioError(f"{source}: no audio to tag")
-        return embedding_result(self.classifier, emb.embedding, left=left, right=right, source=source,
-                                times=emb.times, hop=float(getattr(emb, "hop", 1.0)), duration=emb.duration,
-                                batch_size=self.batch_size, progress=progress)
+        result = embedding_result(self.classifier, emb.embedding, left=left, right=right, source=source,
+                                  times=emb.times, hop=float(getattr(emb, "hop", 1.0)),
+                                  duration=emb.duration, batch_size=self.batch_size, progress=progress)
+        if compat_truncate:
+            result.meta["compat_truncate"] = True
+        return result
 
     def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-            progress: bool = False, **_other_backend: Any) -> TagResult:
+            progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
         """Tag one file.
 
         Parameters
@@ -181,6 +185,9 @@ class Tagger:
             Context seconds before/after each second.
         progress : bool
             Progress bar for long files.
+        compat_truncate : bool
+            Frame the audio as the old AudioTagger did (``--compat-truncate``, SPEC §2.7): each second
+            cut to its first 0.96 s, examples at the 0.96 s hop; still one step per second.
         **_other_backend
             Options of the other backend (``sample_duration``, ``hop_duration``), ignored.
 
@@ -191,12 +198,12 @@ class Tagger:
             :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend).
         """
         left, right = check_context(left, right)
-        emb = self.embedder.embed_file(path, hop=1.0)
-        return self._result(str(path), emb, left, right, progress)
+        emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate)
+        return self._result(str(path), emb, left, right, progress, compat_truncate)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], *, left: int = DEFAULT_LEFT,
-                 right: int = DEFAULT_RIGHT, progress: bool = False, **_other_backend: Any
-                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+                 right: int = DEFAULT_RIGHT, progress: bool = False, compat_truncate: bool = False,
+                 **_other_backend: Any) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
         """Tag many files, sharing embedding batches across them (short files cost little each).
 
         Parameters
@@ -207,6 +214,8 @@ class Tagger:
             Context seconds before/after each second.
         progress : bool
             Progress bar for long files.
+        compat_truncate : bool
+            See :meth:`tag`.
 
         Yields
         ------
@@ -216,21 +225,22 @@ class Tagger:
             The result, or the error that made this input fail (the others go on).
         """
         left, right = check_context(left, right)
-        for path, emb in self.embedder.iter_embed(paths, hop=1.0, progress=progress):
+        for path, emb in self.embedder.iter_embed(paths, hop=1.0, progress=progress,
+                                                  compat_truncate=compat_truncate):
             if isinstance(emb, BaseException):
                 yield path, emb
                 continue
             try:
-                yield path, self._result(str(path), emb, left, right, progress)
+                yield path, self._result(str(path), emb, left, right, progress, compat_truncate)
             except (AudioTaggerError, OSError) as exc:
                 yield path, exc
 
     def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-                     source: str = "<waveform>") -> TagResult:
+                     source: str = "<waveform>", compat_truncate: bool = False) -> TagResult:
         """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
         left, right = check_context(left, right)
-        emb = self.embedder.embed_waveform(x, sr, hop=1.0)
-        return self._result(source, emb, left, right, False)
+        emb = self.embedder.embed_waveform(x, sr, hop=1.0, compat_truncate=compat_truncate)
+        return self._result(source, emb, left, right, False, compat_truncate)
 
 
 class PannsBackend:
@@ -384,7 +394,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              compat: bool | None = None, smooth: int | None = None, per_second: bool | None = None,
              burn: bool = False, overwrite: bool = False, from_probs: bool = False,
              sample_duration: float | None = None, hop_duration: float | None = None,
-             batch_size: int | None = None, progress: bool = False,
+             compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
              tagger: Tagger | PannsBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
@@ -402,6 +412,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         ``panns-cnn14|10|6`` or a ``.pth`` file selects the PANNs backend.
     left, right : int
         VGGish backend: context seconds before/after each second.
+    compat_truncate : bool
+        VGGish backend: the old AudioTagger's framing (see :meth:`Tagger.tag`).
     sample_duration, hop_duration : float, optional
         PANNs backend: window length and hop in seconds (default 2.0 and 0.3).
     threshold, top_k, show_music_speech, exclude, compat, smooth, per_second
@@ -439,8 +451,10 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
             from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K  # PaddleAudio's top 10
             display["top_k"] = PANNS_TOP_K
         options = resolve_display(display)
+        if compat_truncate and isinstance(tagger, PannsBackend):
+            raise ParameterError("--compat-truncate: only for the VGGish backend, not PANNs models")
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
-                            hop_duration=hop_duration, progress=progress)
+                            hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate)
     if output_dir is not None:
         paths = {fmt: p for fmt, p in output_paths(Path(path), output_dir, fmts).items()
                  if p.resolve() != Path(path).resolve()}      # never replace the input itself

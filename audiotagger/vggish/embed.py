@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import stream_audio
+from ..audio import stream_audio, to_mono
 from ..errors import AudioError, AudioTaggerError
 from . import params as P
-from .features import ExampleStream, example_times, hop_frames, waveform_to_examples
+from .features import ExampleStream, SecondSplicer, example_times, framing_hop, waveform_to_examples
 from .model import DEFAULT_BATCH_SIZE
 
 
@@ -72,7 +72,7 @@ class _Job:
     queued: int = 0
     embedded: int = 0
     total: int | None = None
-    num_samples: int = 0
+    duration: float = 0.0
     error: BaseException | None = None
 
     @property
@@ -153,7 +153,7 @@ class VGGishEmbedder:
         return self.postprocessor(raw), raw
 
     def embed_waveform(self, x: np.ndarray, sr: float, hop: float = P.DEFAULT_HOP_SECONDS,
-                       save_logmel: bool = False) -> Embedding:
+                       save_logmel: bool = False, compat_truncate: bool = False) -> Embedding:
         """Embed an in-memory signal.
 
         Parameters
@@ -166,6 +166,9 @@ class VGGishEmbedder:
             Example hop in seconds: 1.0 (one example per second) or 0.96 (official framing).
         save_logmel : bool
             Keep the log-mel examples in the result.
+        compat_truncate : bool
+            Frame as the old AudioTagger did (:class:`.features.SecondSplicer`, then hop 0.96 s): one
+            example per second; ``hop`` must stay 1.0.
 
         Returns
         -------
@@ -179,13 +182,16 @@ class VGGishEmbedder:
         x = np.asarray(x)
         if x.size == 0:
             raise AudioError("waveform: no samples")
-        examples = waveform_to_examples(x, sr, hop)
+        frame_hop, duration = framing_hop(hop, compat_truncate), len(x) / float(sr)
+        if compat_truncate:
+            x = SecondSplicer()(to_mono(x), int(sr), last=True)
+        examples = waveform_to_examples(x, sr, frame_hop)
         embedding, raw = self.embed_examples(examples)
         return Embedding(embedding, raw, example_times(len(raw), hop),
-                         examples if save_logmel else None, len(x) / float(sr), float(hop), "waveform")
+                         examples if save_logmel else None, duration, float(hop), "waveform")
 
     def embed_file(self, path: str | os.PathLike, hop: float = P.DEFAULT_HOP_SECONDS,
-                   save_logmel: bool = False) -> Embedding:
+                   save_logmel: bool = False, compat_truncate: bool = False) -> Embedding:
         """Embed a media file (any format ffmpeg reads), streaming it.
 
         Parameters
@@ -196,6 +202,8 @@ class VGGishEmbedder:
             Example hop in seconds (1.0 or 0.96).
         save_logmel : bool
             Keep the log-mel examples in the result.
+        compat_truncate : bool
+            See :meth:`embed_waveform`.
 
         Returns
         -------
@@ -206,13 +214,14 @@ class VGGishEmbedder:
         AudioError
             The file cannot be decoded (the message names it and the problem).
         """
-        ((_, result),) = self.iter_embed([path], hop=hop, save_logmel=save_logmel)
+        ((_, result),) = self.iter_embed([path], hop=hop, save_logmel=save_logmel,
+                                         compat_truncate=compat_truncate)
         if isinstance(result, BaseException):
             raise result
         return result
 
     def iter_embed(self, sources: Iterable[str | os.PathLike], *, hop: float = P.DEFAULT_HOP_SECONDS,
-                   save_logmel: bool = False, progress: bool = False
+                   save_logmel: bool = False, progress: bool = False, compat_truncate: bool = False
                    ) -> Iterator[tuple[Path, Embedding | AudioTaggerError]]:
         """Embed many files, batching examples across them.
 
@@ -226,6 +235,8 @@ class VGGishEmbedder:
             Keep the log-mel examples in the results.
         progress : bool
             Show a progress bar of the audio seconds embedded so far (with the rate) on stderr.
+        compat_truncate : bool
+            See :meth:`embed_waveform`.
 
         Yields
         ------
@@ -235,7 +246,7 @@ class VGGishEmbedder:
             The embeddings, or the error (an :class:`AudioTaggerError` or ``OSError``) that made this
             input fail; the other inputs are not affected.
         """
-        hop_frames(hop)  # a bad hop is a usage error for every input: raise it now
+        frame_hop = framing_hop(hop, compat_truncate)  # a bad hop is a usage error for every input
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="embedding", unit="audio-s", disable=not progress, leave=False, file=sys.stderr,
@@ -284,12 +295,15 @@ class VGGishEmbedder:
             job = _Job(Path(source), float(hop), save_logmel)
             pending.append(job)
             try:
-                stream = ExampleStream(hop, name=str(job.source))
-                for chunk in stream_audio(job.source):
+                stream = ExampleStream(frame_hop, name=str(job.source))
+                splicer = SecondSplicer() if compat_truncate else None
+                for chunk in stream_audio(job.source, pre_resample=splicer):
                     enqueue(job, stream.push(chunk))
                     run(False)
                 enqueue(job, stream.finish())
-                job.total, job.num_samples = stream.num_examples, stream.num_samples
+                job.total = stream.num_examples
+                job.duration = (splicer.num_samples / splicer.rate if splicer else
+                                stream.num_samples / P.SAMPLE_RATE)
             except (AudioTaggerError, OSError) as exc:
                 job.error = exc
                 kept = [(j, ex) for j, ex in queue if j is not job]
@@ -313,8 +327,7 @@ class VGGishEmbedder:
         if job.save_logmel:
             logmel = (np.concatenate(job.logmel) if job.logmel
                       else np.zeros((0, P.NUM_FRAMES, P.NUM_BANDS), np.float32))
-        return Embedding(quantized, raw, times, logmel, job.num_samples / P.SAMPLE_RATE,
-                         job.hop, str(job.source))
+        return Embedding(quantized, raw, times, logmel, job.duration, job.hop, str(job.source))
 
 
 @functools.lru_cache(maxsize=1)
@@ -323,7 +336,8 @@ def _embedder(checkpoint, pca_params, model_dir, offline) -> VGGishEmbedder:
 
 
 def embed_file(path: str | os.PathLike, *, checkpoint=None, pca_params=None, model_dir=None, offline=None,
-               hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False) -> Embedding:
+               hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False,
+               compat_truncate: bool = False) -> Embedding:
     """Embed a media file (the library side of ``audiotagger embed``).
 
     The embedder of the last call is kept, so repeated calls with the same model files load them
@@ -339,17 +353,20 @@ def embed_file(path: str | os.PathLike, *, checkpoint=None, pca_params=None, mod
         ``--hop``: 1.0 (default) or 0.96.
     save_logmel : bool
         ``--save-logmel``.
+    compat_truncate : bool
+        ``--compat-truncate``: the old AudioTagger's framing (see :meth:`VGGishEmbedder.embed_waveform`).
 
     Returns
     -------
     Embedding
     """
     return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline).embed_file(
-        path, hop=hop, save_logmel=save_logmel)
+        path, hop=hop, save_logmel=save_logmel, compat_truncate=compat_truncate)
 
 
 def embed_waveform(x: np.ndarray, sr: float, *, checkpoint=None, pca_params=None, model_dir=None,
-                   offline=None, hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False) -> Embedding:
+                   offline=None, hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False,
+                   compat_truncate: bool = False) -> Embedding:
     """Embed an in-memory signal; see :func:`embed_file` and :meth:`VGGishEmbedder.embed_waveform`.
 
     Parameters
@@ -358,7 +375,7 @@ def embed_waveform(x: np.ndarray, sr: float, *, checkpoint=None, pca_params=None
         Float samples in [-1, 1].
     sr : float
         Sample rate.
-    checkpoint, pca_params, model_dir, offline, hop, save_logmel
+    checkpoint, pca_params, model_dir, offline, hop, save_logmel, compat_truncate
         As for :func:`embed_file`.
 
     Returns
@@ -366,7 +383,7 @@ def embed_waveform(x: np.ndarray, sr: float, *, checkpoint=None, pca_params=None
     Embedding
     """
     return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline).embed_waveform(
-        x, sr, hop=hop, save_logmel=save_logmel)
+        x, sr, hop=hop, save_logmel=save_logmel, compat_truncate=compat_truncate)
 
 
 def _key(path) -> str | None:

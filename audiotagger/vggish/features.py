@@ -159,6 +159,24 @@ def hop_frames(hop: float) -> int:
     return int(round(frames))
 
 
+def framing_hop(hop: float, compat_truncate: bool = False) -> float:
+    """Return the hop the log-mel is framed at: ``hop``, or 0.96 s on ``--compat-truncate``'s splice.
+
+    Raises
+    ------
+    ParameterError
+        A hop other than 1.0 or 0.96, or ``compat_truncate`` with a hop other than 1.0 (that mode
+        gives one example per second by itself).
+    """
+    hop_frames(hop)
+    if not compat_truncate:
+        return hop
+    if hop != P.DEFAULT_HOP_SECONDS:
+        raise ParameterError("--compat-truncate: frames the spliced signal at 0.96 s itself, one example "
+                             f"per second; leave --hop at {P.DEFAULT_HOP_SECONDS:g}")
+    return P.EXAMPLE_HOP_SECONDS
+
+
 def num_examples(num_samples: int, hop: float = P.DEFAULT_HOP_SECONDS) -> int:
     """Number of complete examples in ``num_samples`` samples at 16 kHz (0 below 15 600 samples)."""
     if num_samples < P.EXAMPLE_SAMPLES:
@@ -257,6 +275,66 @@ class ExampleStream:
         """Start time in seconds of examples ``start..stop-1`` (default: all so far), float64."""
         stop = self.num_examples if stop is None else stop
         return np.arange(start, stop, dtype=np.float64) * self.hop_samples / P.SAMPLE_RATE
+
+
+class SecondSplicer:
+    """The old AudioTagger's ``truncateAudioFs`` as a streaming stage (``--compat-truncate``, SPEC §2.7).
+
+    At the signal's native rate, every second that is followed by more audio is cut to its first
+    ``int(rate * 0.96)`` samples, and the last second (or the partial second at the end) is kept
+    whole; the pieces are joined. Framed at the official 0.96 s hop, an N-second signal then gives N
+    examples, example k starting at second k, as the old tagger computed them (which also saw the
+    splices). The native-rate samples are the mono mean, which commutes with the cut.
+
+    Call it on consecutive mono chunks at one rate, ``last=True`` with the final one (as
+    :func:`audiotagger.audio.stream_audio` does with its ``pre_resample`` stage).
+
+    Attributes
+    ----------
+    rate : int or None
+        The native rate, from the first call.
+    num_samples : int
+        Native samples seen so far (the unspliced length, for the duration).
+    """
+
+    def __init__(self):
+        self.rate: int | None = None
+        self.num_samples = 0
+        self._buf = np.zeros(0, np.float32)
+
+    def __call__(self, chunk: np.ndarray, rate: int, last: bool) -> np.ndarray:
+        """Return the spliced samples that ``chunk`` completes (all that is left when ``last``).
+
+        Parameters
+        ----------
+        chunk : np.ndarray [shape=(m,), dtype=float32]
+            Next mono samples at ``rate``.
+        rate : int
+            Native sample rate (the same on every call).
+        last : bool
+            This is the end of the signal.
+
+        Returns
+        -------
+        np.ndarray [shape=(k,), dtype=float32]
+        """
+        if self.rate is None:
+            self.rate = int(rate)
+        elif int(rate) != self.rate:
+            raise ParameterError(f"SecondSplicer: rate changed from {self.rate} to {rate}")
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self.num_samples += len(chunk)
+        buf = np.concatenate([self._buf, chunk]) if len(self._buf) else chunk
+        fs = self.rate
+        cut = (len(buf) - 1) // fs if len(buf) else 0   # seconds i with (i + 1) * fs < len: cut them
+        keep = int(fs * P.COMPAT_KEEP_SECONDS)
+        parts = [buf[:cut * fs].reshape(cut, fs)[:, :keep].reshape(-1)]
+        rest = buf[cut * fs:]
+        if last:
+            parts.append(rest)
+            rest = rest[:0]
+        self._buf = rest.copy()
+        return np.concatenate(parts) if len(parts) > 1 else np.ascontiguousarray(parts[0])
 
 
 def waveform_to_examples(data: np.ndarray, sample_rate: float,
