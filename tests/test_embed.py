@@ -124,7 +124,7 @@ def test_module_level_api(vggish_checkpoint, pca_file, model_dir, wavs, embedder
     assert_close(emb.raw, embedder.embed_file(wavs / "d.wav").raw)
 
 
-def test_compat_truncate_file_and_waveform(embedder, wavs, tmp_path):
+def test_compat_truncate_file_and_waveform(embedder, wavs, tmp_path, model_args):
     from audiotagger.vggish.features import SecondSplicer
 
     x = tone(5.0, 810.0) * np.linspace(0.2, 1.0, 80000, dtype=np.float32)    # no two seconds alike
@@ -133,7 +133,7 @@ def test_compat_truncate_file_and_waveform(embedder, wavs, tmp_path):
     want = waveform_to_examples(SecondSplicer()(x, 16000, last=True), 16000, hop=0.96)
     np.testing.assert_array_equal(emb.logmel, want)     # 16 kHz: the old tagger's examples exactly
     np.testing.assert_array_equal(emb.times, np.arange(5.0))
-    assert emb.duration == 5.0 and emb.hop == 1.0
+    assert emb.duration == 5.0 and emb.hop == 1.0 and emb.compat_truncate
     assert_close(emb.raw, embedder.embed_waveform(x, 16000, compat_truncate=True).raw)
     continuous = embedder.embed_file(tmp_path / "r.wav", save_logmel=True).logmel
     np.testing.assert_array_equal(emb.logmel[0, :94], continuous[0, :94])   # the same until the splice
@@ -147,6 +147,14 @@ def test_compat_truncate_file_and_waveform(embedder, wavs, tmp_path):
     np.testing.assert_allclose(got.logmel, ref, atol=2e-4)  # chunked vs one-shot soxr
     with pytest.raises(ParameterError, match="--compat-truncate"):
         embedder.embed_file(wavs / "b.wav", hop=0.96, compat_truncate=True)
+    out = tmp_path / "out"
+    assert _cli(tmp_path / "r.wav", "-o", out, "-q", "--compat-truncate", model_args=model_args) == 0
+    with np.load(out / "r.npz") as d:
+        assert bool(d["compat_truncate"]) and d["times"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+        assert_close(d["raw"], emb.raw)
+    assert _cli(wavs / "b.wav", "-o", out, "-q", model_args=model_args) == 0
+    with np.load(out / "b.npz") as d:
+        assert "compat_truncate" not in d.files
 
 
 # --- the command ----------------------------------------------------------------------------------

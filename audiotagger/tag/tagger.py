@@ -162,14 +162,13 @@ class Tagger:
                                        offline=offline)
         self.model_name = str(self.classifier.name)
 
-    def _result(self, source: str, emb, left: int, right: int, progress: bool,
-                compat_truncate: bool) -> TagResult:
+    def _result(self, source: str, emb, left: int, right: int, progress: bool) -> TagResult:
         if np.asarray(emb.embedding).shape[0] == 0:
             raise AudioError(f"{source}: no audio to tag")
         result = embedding_result(self.classifier, emb.embedding, left=left, right=right, source=source,
                                   times=emb.times, hop=float(getattr(emb, "hop", 1.0)),
                                   duration=emb.duration, batch_size=self.batch_size, progress=progress)
-        if compat_truncate:
+        if getattr(emb, "compat_truncate", False):
             result.meta["compat_truncate"] = True
         return result
 
@@ -199,7 +198,7 @@ class Tagger:
         """
         left, right = check_context(left, right)
         emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate)
-        return self._result(str(path), emb, left, right, progress, compat_truncate)
+        return self._result(str(path), emb, left, right, progress)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], *, left: int = DEFAULT_LEFT,
                  right: int = DEFAULT_RIGHT, progress: bool = False, compat_truncate: bool = False,
@@ -231,7 +230,7 @@ class Tagger:
                 yield path, emb
                 continue
             try:
-                yield path, self._result(str(path), emb, left, right, progress, compat_truncate)
+                yield path, self._result(str(path), emb, left, right, progress)
             except (AudioTaggerError, OSError) as exc:
                 yield path, exc
 
@@ -240,7 +239,7 @@ class Tagger:
         """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
         left, right = check_context(left, right)
         emb = self.embedder.embed_waveform(x, sr, hop=1.0, compat_truncate=compat_truncate)
-        return self._result(source, emb, left, right, False, compat_truncate)
+        return self._result(source, emb, left, right, False)
 
 
 class PannsBackend:

@@ -47,6 +47,8 @@ class Embedding:
         Example hop in seconds.
     source : str
         File name (or ``"waveform"``).
+    compat_truncate : bool
+        Framed as the old AudioTagger did (``--compat-truncate``).
     """
 
     embedding: np.ndarray
@@ -56,6 +58,7 @@ class Embedding:
     duration: float
     hop: float = P.DEFAULT_HOP_SECONDS
     source: str = ""
+    compat_truncate: bool = False
 
     def __len__(self) -> int:
         return len(self.embedding)
@@ -66,6 +69,7 @@ class _Job:
     source: Path
     hop: float
     save_logmel: bool
+    compat_truncate: bool
     raw: list = field(default_factory=list)
     quantized: list = field(default_factory=list)
     logmel: list = field(default_factory=list)
@@ -188,7 +192,7 @@ class VGGishEmbedder:
         examples = waveform_to_examples(x, sr, frame_hop)
         embedding, raw = self.embed_examples(examples)
         return Embedding(embedding, raw, example_times(len(raw), hop),
-                         examples if save_logmel else None, duration, float(hop), "waveform")
+                         examples if save_logmel else None, duration, float(hop), "waveform", compat_truncate)
 
     def embed_file(self, path: str | os.PathLike, hop: float = P.DEFAULT_HOP_SECONDS,
                    save_logmel: bool = False, compat_truncate: bool = False) -> Embedding:
@@ -292,7 +296,7 @@ class VGGishEmbedder:
                 yield job.source, job.error if job.error is not None else self._result(job)
 
         for source in sources:
-            job = _Job(Path(source), float(hop), save_logmel)
+            job = _Job(Path(source), float(hop), save_logmel, compat_truncate)
             pending.append(job)
             try:
                 stream = ExampleStream(frame_hop, name=str(job.source))
@@ -327,7 +331,8 @@ class VGGishEmbedder:
         if job.save_logmel:
             logmel = (np.concatenate(job.logmel) if job.logmel
                       else np.zeros((0, P.NUM_FRAMES, P.NUM_BANDS), np.float32))
-        return Embedding(quantized, raw, times, logmel, job.duration, job.hop, str(job.source))
+        return Embedding(quantized, raw, times, logmel, job.duration, job.hop, str(job.source),
+                         job.compat_truncate)
 
 
 @functools.lru_cache(maxsize=1)
@@ -402,8 +407,9 @@ def save_embedding(emb: Embedding, path: str | os.PathLike, *, format: str = "np
         Destination (``<stem>.npz`` or ``<stem>.tfrecord``).
     format : {"npz", "tfrecord"}
         ``npz``: arrays ``embedding``, ``raw``, ``times`` (and ``logmel`` when present), plus
-        ``duration`` and ``hop`` scalars. ``tfrecord``: one AudioSet release ``SequenceExample`` with
-        ``video_id`` = the file stem, start 0, end = duration, no labels.
+        ``duration`` and ``hop`` scalars (and ``compat_truncate`` = True for that framing).
+        ``tfrecord``: one AudioSet release ``SequenceExample`` with ``video_id`` = the file stem,
+        start 0, end = duration, no labels.
     overwrite : bool
         Replace an existing file (otherwise ``FileExistsError``, and nothing is written).
 
@@ -419,6 +425,8 @@ def save_embedding(emb: Embedding, path: str | os.PathLike, *, format: str = "np
                   "duration": np.float64(emb.duration), "hop": np.float64(emb.hop)}
         if emb.logmel is not None:
             arrays["logmel"] = emb.logmel
+        if emb.compat_truncate:
+            arrays["compat_truncate"] = np.bool_(True)
         return atomic_save_npz(path, overwrite=overwrite, **arrays)
     if format == "tfrecord":
         from ..records import encode_sequence_example, write_tfrecord
