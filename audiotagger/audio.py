@@ -41,7 +41,6 @@ CHUNK_SECONDS = 10.0
 RESAMPLER_QUALITY = "VHQ"
 """libsoxr quality recipe used for every rate conversion."""
 
-_WAVE_FORMAT_PCM = 1
 _WAVE_FORMAT_IEEE_FLOAT = 3
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
@@ -245,29 +244,24 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
 
-def _read_exact(stream, n: int) -> bytes:
-    data = stream.read(n)
-    return data if data is not None else b""
-
-
 def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
                      pre_resample=None) -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     out = proc.stdout
-    header = _read_exact(out, 12)
+    header = out.read(12)
     if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
         proc.wait()
         raise _ffmpeg_error(path, errfile, proc.returncode)
     channels = rate = None
     while True:
-        head = _read_exact(out, 8)
+        head = out.read(8)
         if len(head) < 8:
             proc.wait()
             raise _ffmpeg_error(path, errfile, proc.returncode)
         cid, size = head[:4], struct.unpack("<I", head[4:])[0]
         if cid == b"data":
             break
-        body = _read_exact(out, size + (size & 1))
+        body = out.read(size + (size & 1))
         if cid == b"fmt ":
             fmt_tag, channels, rate = struct.unpack("<HHI", body[:8])
             bits = struct.unpack("<H", body[14:16])[0]

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .fileio import atomic_path
+from .params import EMBEDDING_SIZE
 
 VIDEO_ID_KEY = "video_id"
 START_TIME_KEY = "start_time_seconds"
@@ -24,8 +25,6 @@ END_TIME_KEY = "end_time_seconds"
 LABELS_KEY = "labels"
 EMBEDDING_KEY = "audio_embedding"
 """Feature-list key (``vggish_params.AUDIO_EMBEDDING_FEATURE_NAME``)."""
-AUDIO_EMBEDDING_KEY = EMBEDDING_KEY
-EMBEDDING_BYTES = 128
 
 
 def encode_sequence_example(video_id: str, embedding_uint8: np.ndarray, start_time_seconds: float = 0.0,
@@ -59,8 +58,8 @@ def encode_sequence_example(video_id: str, embedding_uint8: np.ndarray, start_ti
     import tensorflow as tf
 
     emb = np.asarray(embedding_uint8)
-    if emb.dtype != np.uint8 or emb.ndim != 2 or emb.shape[1] != EMBEDDING_BYTES:
-        raise ParameterError(f"{video_id}: embedding must be uint8 (n, {EMBEDDING_BYTES}), "
+    if emb.dtype != np.uint8 or emb.ndim != 2 or emb.shape[1] != EMBEDDING_SIZE:
+        raise ParameterError(f"{video_id}: embedding must be uint8 (n, {EMBEDDING_SIZE}), "
                              f"got {emb.dtype} {emb.shape}")
     if end_time_seconds is None:
         end_time_seconds = float(start_time_seconds) + len(emb)
@@ -73,7 +72,7 @@ def encode_sequence_example(video_id: str, embedding_uint8: np.ndarray, start_ti
     })
     rows = [feature(bytes_list=tf.train.BytesList(value=[row.tobytes()]))
             for row in np.ascontiguousarray(emb)]
-    lists = tf.train.FeatureLists(feature_list={AUDIO_EMBEDDING_KEY: tf.train.FeatureList(feature=rows)})
+    lists = tf.train.FeatureLists(feature_list={EMBEDDING_KEY: tf.train.FeatureList(feature=rows)})
     return tf.train.SequenceExample(context=context, feature_lists=lists).SerializeToString()
 
 
@@ -95,14 +94,14 @@ def decode_sequence_example(serialized: bytes) -> dict:
 
     ex = tf.train.SequenceExample.FromString(serialized)
     ctx = ex.context.feature
-    rows = ex.feature_lists.feature_list[AUDIO_EMBEDDING_KEY].feature
+    rows = ex.feature_lists.feature_list[EMBEDDING_KEY].feature
     emb = np.frombuffer(b"".join(f.bytes_list.value[0] for f in rows), np.uint8)
     return {
         VIDEO_ID_KEY: ctx[VIDEO_ID_KEY].bytes_list.value[0].decode("utf-8"),
         START_TIME_KEY: float(ctx[START_TIME_KEY].float_list.value[0]),
         END_TIME_KEY: float(ctx[END_TIME_KEY].float_list.value[0]),
         LABELS_KEY: np.array(ctx[LABELS_KEY].int64_list.value, np.int64),
-        AUDIO_EMBEDDING_KEY: emb.reshape(-1, EMBEDDING_BYTES),
+        EMBEDDING_KEY: emb.reshape(-1, EMBEDDING_SIZE),
     }
 
 

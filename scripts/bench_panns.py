@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from benchutil import matmul_gflops
+from benchutil import best_of, matmul_gflops
 
 CLIP_SECONDS = 10.0
 
@@ -59,14 +58,7 @@ def counted_macs(arch: str, frames: int = 1001) -> float:
 
 def best_time(fn, repeats: int) -> float:
     """Fastest of ``repeats`` calls after two warm-up calls."""
-    fn()
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return best_of(fn, repeats, warmup=2)[0]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Shared by the ``bench_*.py`` scripts: the reference rate every benchmark reports its ratios against."""
+"""Shared by the ``bench_*.py`` scripts: timing, the matmul reference rate and the table printer."""
 
 from __future__ import annotations
 
@@ -7,16 +7,26 @@ import time
 import numpy as np
 
 
+def best_of(fn, repeats: int, warmup: int = 0):
+    """Return (fastest seconds, last value) of ``repeats`` calls after ``warmup`` untimed ones.
+
+    The CPU is shared, so the fastest run is the least disturbed one.
+    """
+    for _ in range(warmup):
+        fn()
+    best, value = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, value
+
+
 def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
     """Best float32 numpy ``n``×``n`` matmul rate over ``repeats`` runs, in GFLOP/s (2 n³ per product)."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
+    seconds, _ = best_of(lambda: a @ a, repeats, warmup=1)
+    return 2 * n ** 3 / seconds / 1e9
 
 
 def print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -108,6 +108,7 @@ def iter_checkpoint(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]
         if not np.isfinite(value).all():
             raise ModelError(f"{path}: variable {name} holds NaN or infinite values")
         yield name, value
+        del value  # at most one variable alive while the caller writes it
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -245,7 +246,6 @@ def convert_checkpoint(path: str | os.PathLike, out: str | os.PathLike) -> Path:
         f.attrs["format"] = _FORMAT_TAG
         for name, value in iter_checkpoint(path):
             f.create_dataset(name, data=value)
-            del value
     return Path(out)
 
 

@@ -73,7 +73,6 @@ class _Job:
     raw: list = field(default_factory=list)
     quantized: list = field(default_factory=list)
     logmel: list = field(default_factory=list)
-    queued: int = 0
     embedded: int = 0
     total: int | None = None
     duration: float = 0.0
@@ -113,9 +112,9 @@ class VGGishEmbedder:
         from .model import VGGishRunner
         from .postprocess import Postprocessor
 
-        checkpoint_path(checkpoint, model_dir=model_dir, offline=offline)  # fail fast, before TF loads
+        path = checkpoint_path(checkpoint, model_dir=model_dir, offline=offline)  # fail fast, before TF
         self.postprocessor = Postprocessor(pca_params, model_dir=model_dir, offline=offline)
-        self.model = load_vggish(checkpoint, model_dir=model_dir, offline=offline)
+        self.model = load_vggish(path, model_dir=model_dir, offline=offline)
         self.runner = VGGishRunner(self.model, batch_size)
         self.checkpoint = self.model.vggish_checkpoint
         self.pca_params = self.postprocessor.path
@@ -261,7 +260,6 @@ class VGGishEmbedder:
         def enqueue(job: _Job, examples: np.ndarray) -> None:
             if len(examples):
                 queue.append((job, examples))
-                job.queued += len(examples)
                 if job.save_logmel:
                     job.logmel.append(examples)
 

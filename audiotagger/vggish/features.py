@@ -240,10 +240,10 @@ class ExampleStream:
             return np.zeros((0, P.NUM_FRAMES, P.NUM_BANDS), np.float32)
         used = (n - 1) * self.hop_samples + P.EXAMPLE_SAMPLES
         frames = log_mel_frames(buf[:used])
-        starts = np.arange(n) * self.hop_frames
         if self.hop_frames == P.NUM_FRAMES:
             examples = frames.reshape(n, P.NUM_FRAMES, P.NUM_BANDS)
         else:
+            starts = np.arange(n) * self.hop_frames
             examples = frames[starts[:, None] + np.arange(P.NUM_FRAMES)]
         self._buf = buf[n * self.hop_samples:].copy()
         self.num_examples += n
@@ -270,11 +270,6 @@ class ExampleStream:
             self.num_examples = 1
         self._buf = np.zeros(0, np.float32)
         return out
-
-    def times(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Start time in seconds of examples ``start..stop-1`` (default: all so far), float64."""
-        stop = self.num_examples if stop is None else stop
-        return np.arange(start, stop, dtype=np.float64) * self.hop_samples / P.SAMPLE_RATE
 
 
 class SecondSplicer:

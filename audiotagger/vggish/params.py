@@ -38,8 +38,6 @@ EXAMPLE_SAMPLES = STFT_WINDOW_LENGTH_SAMPLES + (NUM_FRAMES - 1) * STFT_HOP_LENGT
 
 DEFAULT_HOP_SECONDS = 1.0
 """Example hop used by audiotagger: one example per second, aligned to whole seconds (100 frames)."""
-ALLOWED_HOPS = (1.0, 0.96)
-"""Example hops ``--hop`` accepts: 1.00 s (AudioSet's one embedding per second) and 0.96 s (official)."""
 COMPAT_KEEP_SECONDS = 0.96
 """``--compat-truncate``: the part of each second the old tagger kept (``truncateAudioFs``, SPEC §2.7)."""
 
