@@ -35,33 +35,24 @@ def train_flops_per_clip(model) -> float:
 
 
 def clips_per_second(model_type: str, levels, steps: int, batch: int = 500) -> tuple[float, float]:
-    import keras
-    import tensorflow as tf
-
     from audiotagger.classifier.models import build_model
+    from audiotagger.train.loop import make_train_step
     from audiotagger.train.models import make_optimizer
 
     model = build_model(model_type, levels)
     opt = make_optimizer(1e-3)
     opt.build(model.trainable_variables)
-    bce = keras.losses.BinaryCrossentropy()
-
-    @tf.function
-    def step(q, y):
-        x = tf.cast(q, tf.float32) / 128.0 - 1.0
-        with tf.GradientTape() as tape:
-            loss = bce(tf.cast(y, tf.float32), model(x, training=True))
-        opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return loss
+    step = make_train_step(model, opt)   # the step training runs (mixup off: lam 1, partners = self)
 
     rng = np.random.default_rng(0)
     q = rng.integers(0, 256, (batch, 10, 128), dtype=np.uint8)
     y = rng.random((batch, 527)) < 0.01
+    lam, perm = np.ones(batch, np.float32), np.arange(batch, dtype=np.int32)
     for _ in range(3):
-        step(q, y).numpy()
+        step(q, y, lam, perm).numpy()
     t = time.perf_counter()
     for _ in range(steps):
-        step(q, y).numpy()
+        step(q, y, lam, perm).numpy()
     return steps * batch / (time.perf_counter() - t), train_flops_per_clip(model)
 
 

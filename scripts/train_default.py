@@ -61,7 +61,7 @@ def main() -> int:
             return rc
 
     from audiotagger.classifier import build_model
-    from audiotagger.classifier.store import read_model_file, restore_weights, write_model
+    from audiotagger.classifier.store import read_model, restore_weights, write_model
     from audiotagger.train.data import read_h5
     from audiotagger.train.loop import predict
     from audiotagger.train.metrics import calculate_stats
@@ -80,8 +80,7 @@ def main() -> int:
     for name in ("best", "averaged"):
         path = run / f"{name}.npz"
         if path.is_file():
-            config, weights, meta, npz = read_model_file(path)
-            npz.close()
+            config, weights, meta = read_model(path)
             results[name] = (config, weights, meta, score(weights, config, val))
     choice = max(results, key=lambda n: results[n][3]["mAP"])
     config, weights, meta, val32 = results[choice]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ModelError, ParameterError
 from ..params import CLIP_SECONDS, EMBEDDING_SIZE
-from .store import read_model_file, restore_weights
+from .store import read_model, restore_weights
 
 DEFAULT_MODEL_NAME = "default.npz"
 """File name of the packaged default classifier inside ``audiotagger/data/models/``."""
@@ -19,6 +19,21 @@ DEFAULT_MODEL_NAME = "default.npz"
 def default_model_path() -> Path:
     """Return the path of the packaged default classifier (``audiotagger/data/models/default.npz``)."""
     return Path(str(resources.files("audiotagger") / "data" / "models" / DEFAULT_MODEL_NAME))
+
+
+def scale_embeddings(q):
+    """Map uint8 embeddings to the classifier's input, ``(q - 128) / 128`` in float32 (a TensorFlow op)."""
+    import tensorflow as tf
+
+    return tf.cast(q, tf.float32) / 128.0 - 1.0
+
+
+def compiled_forward(model, input_signature=None):
+    """Return one ``tf.function``: uint8 embeddings (batch, 10, 128) to probabilities, inference mode."""
+    import tensorflow as tf
+
+    return tf.function(lambda q: model(scale_embeddings(q), training=False), input_signature=input_signature,
+                       reduce_retracing=True)
 
 
 class Classifier:
@@ -41,11 +56,8 @@ class Classifier:
         self.config = dict(config)
         self.name = name
         self.num_classes = int(config.get("num_classes", model.output_shape[-1]))
-        self._forward = tf.function(
-            lambda q: model(tf.cast(q, tf.float32) / 128.0 - 1.0, training=False),
-            input_signature=[tf.TensorSpec((None, CLIP_SECONDS, EMBEDDING_SIZE), tf.uint8)],
-            reduce_retracing=True,
-        )
+        self._forward = compiled_forward(
+            model, input_signature=[tf.TensorSpec((None, CLIP_SECONDS, EMBEDDING_SIZE), tf.uint8)])
 
     def predict(self, windows, batch_size: int = 1024) -> np.ndarray:
         """Classify windows of AudioSet embeddings.
@@ -102,8 +114,7 @@ def load_classifier(spec: str | os.PathLike | None = None) -> Classifier:
     path = default_model_path() if spec is None or str(spec) == "default" else Path(spec)
     if path.suffix == ".keras":
         return _load_keras(path)
-    config, weights, meta, npz = read_model_file(path)
-    npz.close()
+    config, weights, meta = read_model(path)
     try:
         model = build_model(**config)
     except (TypeError, ValueError) as exc:

@@ -88,6 +88,13 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, list[np.ndarray], di
     return config, weights, meta, npz
 
 
+def read_model(path: str | os.PathLike) -> tuple[dict, list[np.ndarray], dict]:
+    """:func:`read_model_file` for callers that need only ``config, weights, meta`` (the file is closed)."""
+    config, weights, meta, npz = read_model_file(path)
+    npz.close()
+    return config, weights, meta
+
+
 def restore_weights(model, weights: list[np.ndarray], source: str | os.PathLike) -> None:
     """Set ``model``'s weights from a list, checking count and shapes (ModelError naming ``source``)."""
     expected = model.weights

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..train.stats import FORMATS
 from .common import nonnegative_int, positive_int
 
 
@@ -23,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--ensemble", action="store_true",
                    help="also score the average of the chosen iterations' saved probabilities "
                         "(needs train --save-probs)")
-    p.add_argument("-f", "--format", choices=("table", "csv", "json"), default="table",
+    p.add_argument("-f", "--format", choices=FORMATS, default="table",
                    help="output format (default: %(default)s)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the table to FILE instead of stdout")
     p.add_argument("--plot", metavar="PNG", help="also plot mAP, AUC and d' against iteration to PNG")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..classifier.models import MODEL_TYPES
+from ..classifier.models import ATTENTIONS, MODEL_TYPES
 from ..params import DEFAULT_BATCH_SIZE, DEFAULT_DROPOUT, DEFAULT_HIDDEN_UNITS, DEFAULT_LEVELS
+from ..train.models import LR_SCHEDULES
+from ..train.sampler import SAMPLERS
 from .common import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 
@@ -39,7 +41,7 @@ def add_parser(sub) -> None:
                    help="units per hidden layer (default: %(default)s)")
     m.add_argument("--dropout", type=_fraction, default=DEFAULT_DROPOUT,
                    help="dropout (default: %(default)s)")
-    m.add_argument("--attention", choices=("softmax", "sigmoid"), default="softmax",
+    m.add_argument("--attention", choices=ATTENTIONS, default="softmax",
                    help="attention activation: softmax over classes as in the released Keras models, or "
                         "sigmoid (default: %(default)s)")
     o = p.add_argument_group("optimisation")
@@ -47,14 +49,14 @@ def add_parser(sub) -> None:
                    help="clips per update (default: %(default)s)")
     o.add_argument("--lr", type=positive_float, default=1e-3,
                    help="Adam learning rate, really used (default: %(default)s)")
-    o.add_argument("--lr-schedule", dest="lr_schedule", choices=("constant", "cosine"), default="constant",
+    o.add_argument("--lr-schedule", dest="lr_schedule", choices=LR_SCHEDULES, default="constant",
                    help="constant, or cosine decay to 0 at --iterations (default: %(default)s)")
     o.add_argument("--warmup", type=nonnegative_int, default=0, help="linear warm-up iterations (default: 0)")
     o.add_argument("--weight-decay", dest="weight_decay", type=nonnegative_float, default=0.0,
                    help="decoupled weight decay, AdamW (default: 0 = Adam)")
     o.add_argument("--mixup", type=nonnegative_float, default=0.0,
                    help="mixup alpha on embeddings and labels (default: 0 = off)")
-    o.add_argument("--sampler", choices=("balanced", "shuffled"), default="balanced",
+    o.add_argument("--sampler", choices=SAMPLERS, default="balanced",
                    help="class-balanced batches (SPEC §4.6) or plain shuffling (default: %(default)s)")
     o.add_argument("--iterations", type=positive_int, default=30000,
                    help="total updates (a resumed run continues to this number; default: %(default)s)")

@@ -254,7 +254,7 @@ def read_tfrecords(spec: str | os.PathLike, *, parallel: int | None = None) -> E
     ds = ds.batch(2048)
     ds = ds.map(parse, num_parallel_calls=n_par, deterministic=True).prefetch(autotune)
 
-    xs, ids, ns, rows, labs, fidx = [], [], [], [], [], []
+    xs, ids, ns, rows, labs = [], [], [], [], []
     total = 0
     try:
         for part in ds.as_numpy_iterator():
@@ -275,7 +275,6 @@ def read_tfrecords(spec: str | os.PathLike, *, parallel: int | None = None) -> E
             xs.append(part["x"])
             ids.append(part["id"])
             ns.append(n)
-            fidx.append(part["file"])
             rows.append(part["lab_row"].astype(np.int64) + total)
             labs.append(lab)
             total += b

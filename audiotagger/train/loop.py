@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..classifier.store import model_arrays, read_model_file, restore_weights, write_model
+from ..classifier.classifier import compiled_forward, scale_embeddings
+from ..classifier.store import model_arrays, read_model, read_model_file, restore_weights, write_model
 from ..errors import AudioTaggerWarning, ModelError, ParameterError
 from ..fileio import atomic_save_npz, atomic_write_text
+from ..params import DEFAULT_BATCH_SIZE, DEFAULT_DROPOUT, DEFAULT_HIDDEN_UNITS, DEFAULT_LEVELS
 from .data import EmbeddingSet, load_training_data, read_embeddings
 from .metrics import calculate_stats, summary
 from .models import build_model, make_optimizer, model_config
-from .sampler import SAMPLERS, make_sampler
+from .sampler import SAMPLERS, make_sampler, rng_state, set_rng_state
 from .workspace import Workspace, read_json
 
 log = logging.getLogger("audiotagger.train")
@@ -61,21 +63,45 @@ def split_indices(n: int, validation: float, test: float, seed: int) -> tuple[np
 
 def predict(model, data: EmbeddingSet, batch_size: int = 2048, forward=None) -> np.ndarray:
     """Probabilities (N, C) float32 of a Keras model on every clip of ``data`` (scaled per batch)."""
-    import tensorflow as tf
-
-    if forward is None:
-        forward = tf.function(lambda q: model(tf.cast(q, tf.float32) / 128.0 - 1.0, training=False),
-                              reduce_retracing=True)
+    forward = forward or compiled_forward(model)
     out = []
     for start in range(0, len(data), batch_size):
         x, _ = data.batch(np.arange(start, min(start + batch_size, len(data))))
         out.append(forward(x).numpy())
-    return np.concatenate(out).astype(np.float32)
+    return np.concatenate(out)
 
 
-def train(data_dir, workspace, *, tag: str | None = None, levels=(2, 3),
-          model_type: str = "multi-level-attention", hidden_units: int = 600, dropout: float = 0.4,
-          attention: str = "softmax", batch_size: int = 500, lr: float = 1e-3, lr_schedule: str = "constant",
+def make_train_step(model, optimizer):
+    """Return the compiled training step ``step(q, y, lam, perm) -> loss``.
+
+    ``q`` uint8 (batch, 10, 128) embeddings, ``y`` bool (batch, classes) labels, ``lam`` float32 (batch,)
+    mixup weights and ``perm`` int32 (batch,) mixup partners (``lam = 1``, ``perm = arange``: no mixup).
+    Binary cross-entropy on the mixed labels; ``optimizer`` must be built for the model's variables.
+    """
+    import keras
+    import tensorflow as tf
+
+    bce = keras.losses.BinaryCrossentropy()
+
+    @tf.function(reduce_retracing=True)
+    def step(q, y, lam, perm):
+        x = scale_embeddings(q)
+        y = tf.cast(y, tf.float32)
+        lam3 = lam[:, None, None]
+        x = lam3 * x + (1.0 - lam3) * tf.gather(x, perm)
+        y = lam[:, None] * y + (1.0 - lam[:, None]) * tf.gather(y, perm)
+        with tf.GradientTape() as tape:
+            loss = bce(y, model(x, training=True))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    return step
+
+
+def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
+          model_type: str = "multi-level-attention", hidden_units: int = DEFAULT_HIDDEN_UNITS,
+          dropout: float = DEFAULT_DROPOUT, attention: str = "softmax", batch_size: int = DEFAULT_BATCH_SIZE,
+          lr: float = 1e-3, lr_schedule: str = "constant",
           warmup: int = 0, weight_decay: float = 0.0, mixup: float = 0.0, iterations: int = 30000,
           eval_every: int = 1000, eval_data=None, validation_split: float = 0.0, test_split: float = 0.0,
           split_seed: int = 1234, seed: int = 1234, sampler: str = "balanced", patience: int = 10,
@@ -215,7 +241,6 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=(2, 3),
 def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: EmbeddingSet,
          test_set: EmbeddingSet | None, progress: bool) -> TrainResult:
     import keras
-    import tensorflow as tf
     from tqdm import tqdm
 
     keras.utils.set_random_seed(s["seed"])
@@ -235,23 +260,8 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
              json.dumps(cfg), model.count_params(),
              f"; resumed at iteration {state['iteration']}" if resumed else "")
 
-    bce = keras.losses.BinaryCrossentropy()
-
-    @tf.function(reduce_retracing=True)
-    def step(q, y, lam, perm):
-        x = tf.cast(q, tf.float32) / 128.0 - 1.0
-        y = tf.cast(y, tf.float32)
-        lam3 = lam[:, None, None]
-        x = lam3 * x + (1.0 - lam3) * tf.gather(x, perm)
-        y = lam[:, None] * y + (1.0 - lam[:, None]) * tf.gather(y, perm)
-        with tf.GradientTape() as tape:
-            loss = bce(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
-
-    forward = tf.function(lambda q: model(tf.cast(q, tf.float32) / 128.0 - 1.0, training=False),
-                          reduce_retracing=True)
+    step = make_train_step(model, optimizer)
+    forward = compiled_forward(model)
     total, every, bs = s["iterations"], s["eval_every"], s["batch_size"]
     ones, arange = np.ones(bs, np.float32), np.arange(bs, dtype=np.int32)
     # a run that already stopped early stays stopped when its command is rerun
@@ -291,7 +301,7 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     best_stats = read_json(ws.best_json)["stats"]
     result = TrainResult(ws.dir, it, state["best_iteration"], best_stats, stopped)
     if s["average_last"] > 0:
-        averaged = _average(ws, model, s["average_last"], state["best_iteration"], eval_set, forward)
+        averaged = _average(ws, model, cfg, s["average_last"], state["best_iteration"], eval_set, forward)
         result.averaged_stats = _headline(averaged) if averaged else None
     if test_set is not None:
         result.test_stats = _test(ws, model, test_set, forward, result.averaged_stats is not None)
@@ -322,8 +332,9 @@ def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:
                 train_state = json.loads(str(npz["train_state"]))
                 opt = [npz[f"opt{i:03d}"] for i in range(len(optimizer.variables))]
                 sampler_state = {k[len("sampler_"):]: npz[k] for k in npz.files if k.startswith("sampler_")}
-                mix_state = str(npz["mix_rng"])
-                rng = [npz[k] for k in sorted(npz.files) if k.startswith("rng")]
+                mix_state = npz["mix_rng"]
+                seeds = _seed_variables(model)
+                rng = [npz[f"rng{i:03d}"] for i in range(len(seeds))] if "rng000" in npz.files else None
         except (ModelError, KeyError, ValueError, OSError) as exc:
             warnings.warn(f"{path}: unreadable checkpoint skipped ({exc})", AudioTaggerWarning, stacklevel=3)
             continue
@@ -333,10 +344,11 @@ def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:
                 raise ModelError(f"{path}: optimizer state does not fit the model")
             var.assign(arr)
         sampler.load_state(sampler_state)
-        mix_rng.bit_generator.state = json.loads(mix_state)
-        seeds = _seed_variables(model)
-        if len(rng) == len(seeds):   # dropout masks continue where the interrupted run was
+        set_rng_state(mix_rng, mix_state)
+        if rng is not None:   # dropout masks continue where the interrupted run was (older files lack them)
             for var, arr in zip(seeds, rng, strict=True):
+                if tuple(var.shape) != arr.shape:
+                    raise ModelError(f"{path}: dropout seed state does not fit the model")
                 var.assign(arr)
         state.update(train_state)
         return True
@@ -344,7 +356,7 @@ def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:
 
 
 def _seed_variables(model) -> list:
-    """The random-seed states of the model's dropout layers (Keras keeps them out of ``model.weights``)."""
+    """The model's non-weight state: the dropout layers' seed generators (not in ``model.weights``)."""
     weights = {id(v) for v in model.weights}
     return [v for v in model.variables if id(v) not in weights]
 
@@ -363,7 +375,7 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     improved = stats["mAP"] >= state["best_map"]
     if improved:
         state.update(best_map=stats["mAP"], best_iteration=it, bad_evals=0)
-        write_model(ws.best, model, {**model_config(**s["model"]), "name": f"{ws.tag}@{it}"},
+        write_model(ws.best, model, {**s["model"], "name": f"{ws.tag}@{it}"},
                     extra={"iteration": it, "tag": ws.tag})
         atomic_write_text(ws.best_json, json.dumps({"iteration": it, "stats": _headline(stats)}, indent=1))
     elif it > 0:
@@ -372,7 +384,7 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     arrays = model_arrays(model, {**s["model"], "name": f"{ws.tag}@{it}"}, extra={"iteration": it})
     arrays.update({f"opt{i:03d}": v.numpy() for i, v in enumerate(optimizer.variables)})
     arrays.update({f"sampler_{k}": v for k, v in sampler.state().items()})
-    arrays["mix_rng"] = np.array(json.dumps(mix_rng.bit_generator.state))
+    arrays["mix_rng"] = rng_state(mix_rng)
     arrays.update({f"rng{i:03d}": v.numpy() for i, v in enumerate(_seed_variables(model))})
     arrays["train_state"] = np.array(json.dumps(state))
     atomic_save_npz(ws.checkpoint(it), **arrays)
@@ -387,22 +399,20 @@ def _headline(stats: dict) -> dict:
     return {k: stats[k] for k in ("mAP", "AUC", "d_prime", "n_classes", "n_clips", "iteration") if k in stats}
 
 
-def _average(ws, model, k: int, best_it: int, eval_set, forward) -> dict | None:
+def _average(ws, model, config: dict, k: int, best_it: int, eval_set, forward) -> dict | None:
     """Average the weights of the ``k`` checkpoints ending at ``best_it``; write ``averaged.npz``."""
     chosen = [i for i in ws.checkpoint_iterations() if 0 < i <= best_it][-k:]
     if not chosen:
         return None
     total = None
     for i in chosen:
-        _, weights, _, npz = read_model_file(ws.checkpoint(i))
-        npz.close()
+        _, weights, _ = read_model(ws.checkpoint(i))
         total = [w.astype(np.float64) for w in weights] if total is None else \
             [a + w for a, w in zip(total, weights, strict=True)]
     restore_weights(model, [(a / len(chosen)).astype(np.float32) for a in total], ws.averaged)
     stats = calculate_stats(predict(model, eval_set, forward=forward), eval_set.y, warn=False)
-    config = json.loads(str(np.load(ws.best)["config"]))
-    config["name"] = f"{ws.tag}@avg{chosen[0]}-{chosen[-1]}"
-    write_model(ws.averaged, model, config, extra={"iterations": chosen, "tag": ws.tag})
+    write_model(ws.averaged, model, {**config, "name": f"{ws.tag}@avg{chosen[0]}-{chosen[-1]}"},
+                extra={"iterations": chosen, "tag": ws.tag})
     log.info("weight average of iterations %s: %s", chosen, summary(stats))
     atomic_write_text(ws.stats / "averaged.json", json.dumps({**stats, "iterations": chosen}))
     return stats
@@ -414,8 +424,7 @@ def _test(ws, model, test_set, forward, averaged: bool) -> dict:
     for name, path in (("best", ws.best), ("averaged", ws.averaged)):
         if name == "averaged" and not averaged:
             continue
-        _, weights, _, npz = read_model_file(path)
-        npz.close()
+        _, weights, _ = read_model(path)
         restore_weights(model, weights, path)
         stats = calculate_stats(predict(model, test_set, forward=forward), test_set.y, warn=False)
         out[name] = _headline(stats)

@@ -14,11 +14,13 @@ import numpy as np
 from ..errors import DataError
 
 
-def _rng_state(rng: np.random.Generator) -> np.ndarray:
+def rng_state(rng: np.random.Generator) -> np.ndarray:
+    """The state of ``rng`` as a JSON string array (storable in an ``.npz``)."""
     return np.array(json.dumps(rng.bit_generator.state))
 
 
-def _set_rng_state(rng: np.random.Generator, text) -> None:
+def set_rng_state(rng: np.random.Generator, text) -> None:
+    """Restore a state saved by :func:`rng_state`."""
     rng.bit_generator.state = json.loads(str(text))
 
 
@@ -48,10 +50,9 @@ class BalancedSampler:
         self.classes = np.flatnonzero(counts)
         if self.classes.size == 0:
             raise DataError("balanced sampler: no class has a positive clip")
-        clip_idx, class_idx = np.nonzero(y.T)                # class-major: all clips of class 0, then 1...
+        _, clips = np.nonzero(y.T)                           # class-major: all clips of class 0, then 1...
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.lists = class_idx.astype(np.int64)              # per-class clip lists, concatenated
-        del clip_idx
+        self.lists = clips.astype(np.int64)                  # per-class clip lists, concatenated
         for k in self.classes:
             self.rng.shuffle(self.lists[self.offsets[k]:self.offsets[k + 1]])
         self.pointers = np.zeros(y.shape[1], dtype=np.int64)
@@ -76,14 +77,14 @@ class BalancedSampler:
 
     def state(self) -> dict[str, np.ndarray]:
         """Return the sampler state as named arrays."""
-        return {"kind": np.array(self.kind), "rng": _rng_state(self.rng), "lists": self.lists,
+        return {"kind": np.array(self.kind), "rng": rng_state(self.rng), "lists": self.lists,
                 "pointers": self.pointers, "queue": self.queue}
 
     def load_state(self, state: dict) -> None:
         """Restore a state from :meth:`state` (raises DataError if it belongs to other data)."""
         if str(state["kind"]) != self.kind or state["lists"].shape != self.lists.shape:
             raise DataError("sampler state does not match the training data (different data or split?)")
-        _set_rng_state(self.rng, state["rng"])
+        set_rng_state(self.rng, state["rng"])
         self.lists = np.array(state["lists"], dtype=np.int64)
         self.pointers = np.array(state["pointers"], dtype=np.int64)
         self.queue = np.array(state["queue"], dtype=np.int64)
@@ -119,14 +120,14 @@ class ShuffledSampler:
 
     def state(self) -> dict[str, np.ndarray]:
         """Return the sampler state as named arrays."""
-        return {"kind": np.array(self.kind), "rng": _rng_state(self.rng), "lists": self.order,
+        return {"kind": np.array(self.kind), "rng": rng_state(self.rng), "lists": self.order,
                 "pointers": np.array([self.pointer]), "queue": np.zeros(0, np.int64)}
 
     def load_state(self, state: dict) -> None:
         """Restore a state from :meth:`state`."""
         if str(state["kind"]) != self.kind or state["lists"].shape != self.order.shape:
             raise DataError("sampler state does not match the training data (different data or split?)")
-        _set_rng_state(self.rng, state["rng"])
+        set_rng_state(self.rng, state["rng"])
         self.order = np.array(state["lists"], dtype=np.int64)
         self.pointer = int(state["pointers"][0])
 
