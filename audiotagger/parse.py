@@ -45,17 +45,17 @@ def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            files = set(npz.files)
-            if {"probs", "times", "settings"} <= files:
-                from .tag.result import load_result
-
-                result, _ = load_result(path)
-                times, scores, names = result.times, result.probs, tuple(result.names)
-            elif {"time", "scores"} <= files:
+            ours = {"probs", "times", "settings"} <= set(npz.files)
+            if not ours and {"time", "scores"} <= set(npz.files):
                 times, scores, names = npz["time"], npz["scores"], load_labels().names
-            else:
+            elif not ours:
                 raise DataError(f"{path}: no scores found (expected 'time' and 'scores', or an audiotagger "
                                 "probability file)")
+        if ours:   # read (and checked) once, by the probability-file reader
+            from .tag.result import load_result
+
+            result, _ = load_result(path)
+            times, scores, names = result.times, result.probs, tuple(result.names)
     except DataError:
         raise
     except (OSError, ValueError, EOFError) as exc:

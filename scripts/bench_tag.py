@@ -32,24 +32,22 @@ import numpy as np
 from benchutil import matmul_gflops, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
-VGGISH_GFLOP_PER_SECOND = 1.728
-"""Cost of one VGGish example (one second of audio at hop 1 s), DESIGN.md."""
 SHARED_VIDEO = ROOT.parent / "shared" / "data" / "video" / "big_buck_bunny_60s.mp4"
 sys.path.insert(0, str(ROOT))
 
+from audiotagger.audio import ffmpeg_exe  # noqa: E402
+from audiotagger.vggish.params import FLOPS_PER_EXAMPLE  # noqa: E402
 
+VGGISH_GFLOP_PER_SECOND = FLOPS_PER_EXAMPLE / 1e9
+"""Cost of one VGGish example (one second of audio at hop 1 s)."""
 
-def ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def make_input(path: Path, seconds: int) -> Path:
     """An AAC file of ``seconds`` (the shared video's soundtrack looped), or a synthetic WAV."""
     if SHARED_VIDEO.is_file():
         loops = int(np.ceil(seconds / 60.0))
-        subprocess.run([ffmpeg(), "-v", "error", "-y", "-stream_loop", str(loops - 1),
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", str(loops - 1),
                         "-i", str(SHARED_VIDEO), "-t", str(seconds), "-vn", "-c:a", "copy",
                         str(path.with_suffix(".m4a"))], check=True)
         return path.with_suffix(".m4a")
@@ -94,11 +92,12 @@ def run_tag(inputs: list[Path], out: Path, model_args: list[str], env: dict) -> 
     cmd = [sys.executable, "-m", "audiotagger", "tag", *map(str, inputs), "-o", str(out), "-q",
            "-f", "srt,npz", *model_args]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    err = proc.stderr.read().decode("utf-8", "replace")
-    proc.stderr.close()
+    with tempfile.TemporaryFile() as errfile:   # a file, not a pipe: a chatty run cannot block on it
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errfile)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        errfile.seek(0)
+        err = errfile.read().decode("utf-8", "replace")
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"audiotagger tag failed ({proc.returncode}):\n{err[-2000:]}")
@@ -118,10 +117,7 @@ def main() -> None:
         model_args = models(work)
         ten = make_input(work / "ten_minutes", 600)
         hour = make_input(work / "sixty_minutes", 3600)
-        shorts = []
-        for i in range(20):
-            s = make_input(work / f"short_{i:02d}", 10)
-            shorts.append(s.rename(s.with_name(f"short_{i:02d}{s.suffix}")))
+        shorts = [make_input(work / f"short_{i:02d}", 10) for i in range(20)]
 
         cold, _ = run_tag(shorts[:1], work / "o0", model_args, env)   # converts the checkpoint once
         one, _ = run_tag(shorts[:1], work / "o1", model_args, env)

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K  # PaddleAudio lists the top 10
 
         display["top_k"] = PANNS_TOP_K
-    resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
+    options = resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
     specs = args.from_probs if from_probs else args.inputs
     exts = frozenset({".npz"}) if from_probs else None
     items, problems = expand_inputs(specs, recursive=args.recursive,
@@ -173,16 +173,16 @@ def run(args: argparse.Namespace) -> int:
         source = None
         if from_probs:
             result, stored = load_result(item.path)
-            options = resolve_display(display, stored)
+            sel_options = resolve_display(display, stored)
             source = media_source(result)
         else:
-            options = resolve_display(display)
+            sel_options = options
             path, result = next(results)
             if path != item.path:
                 raise RuntimeError(f"tagger returned {path} for {item.path}")
             if isinstance(result, BaseException):
                 raise result
-        sel = Selection(result, options)
+        sel = Selection(result, sel_options)
         write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source)
         if not args.quiet:
             from tqdm.auto import tqdm

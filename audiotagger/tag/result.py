@@ -24,6 +24,9 @@ NPZ_FORMAT = "audiotagger-probs-1"
 """Identifier stored under ``format`` in every probability-matrix ``.npz``."""
 
 _REQUIRED = ("probs", "times", "mids", "labels", "settings")
+_STANDARD = frozenset(_REQUIRED) | {"format", "source", "hop", "window", "duration", "model", "backend",
+                                    "version", "left", "right"}
+"""Every array :meth:`TagResult.npz_arrays` writes itself; the rest of a file are :attr:`TagResult.extras`."""
 
 
 @dataclass
@@ -190,9 +193,7 @@ def load_result(path: str | os.PathLike) -> tuple[TagResult, dict[str, Any]]:
     hop = settings.pop("hop")
     window = settings.pop("window", hop)
     duration = settings.pop("duration", float(data["times"][-1] + hop) if len(data["times"]) else 0.0)
-    standard = set(_REQUIRED) | {"format", "source", "hop", "window", "duration", "model", "backend",
-                                 "version", "left", "right"}
-    extras = {k: v for k, v in data.items() if k not in standard}
+    extras = {k: v for k, v in data.items() if k not in _STANDARD}
     result = TagResult(source=source, times=data["times"], probs=probs, hop=hop, window=window,
                        duration=duration, meta=settings, mids=tuple(str(m) for m in data["mids"]),
                        names=tuple(str(n) for n in data["labels"]), extras=extras)

@@ -41,6 +41,15 @@ SEPARATOR = " | "
 COMPAT_SEPARATOR = "--"
 
 
+def compat_count(above):
+    """How many classes the original rule shows, given how many are at or above the threshold.
+
+    ``giveThres`` (SPEC §6.3) shows ``3 if j < 3 else min(5, j)`` with ``j = count - 1`` (its
+    off-by-one kept): ``clip(count - 1, 3, 5)``. Works on an int or an int array.
+    """
+    return np.clip(np.asarray(above) - 1, COMPAT_MIN, COMPAT_MAX)
+
+
 @dataclass(frozen=True)
 class DisplayOptions:
     """How a result is rendered (every field is a ``tag`` flag).
@@ -169,9 +178,7 @@ def select_classes(probs: np.ndarray, options: DisplayOptions) -> np.ndarray:
     hidden = hidden_classes(options)
     if options.compat:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :COMPAT_MAX]
-        count = (probs >= options.threshold).sum(axis=1)
-        j = np.maximum(count - 1, 0)
-        shown = np.where(j < COMPAT_MIN, COMPAT_MIN, np.minimum(COMPAT_MAX, j))
+        shown = compat_count((probs >= options.threshold).sum(axis=1))
         keep = np.arange(order.shape[1])[None, :] < shown[:, None]
         chosen = np.where(keep, order, -1)
         silence = load_labels().index(SILENCE_MID)
@@ -327,14 +334,12 @@ class Selection:
         mean = self.probs.mean(axis=0, dtype=np.float64)
         visible = mean.copy()
         visible[hidden_classes(self.options)] = -np.inf
-        order = np.argsort(-visible, kind="stable")
         if self.options.compat:
-            count = int((mean >= self.options.threshold).sum())
-            j = max(count - 1, 0)
-            shown = COMPAT_MIN if j < COMPAT_MIN else min(COMPAT_MAX, j)
+            shown = int(compat_count((mean >= self.options.threshold).sum()))
             top = [int(c) for c in np.argsort(-mean, kind="stable")[:shown]
                    if np.isfinite(visible[c])]
         else:
+            order = np.argsort(-visible, kind="stable")
             top = [int(c) for c in order[:self.options.top_k] if np.isfinite(visible[c])]
         total = float(sum(mean[c] for c in top)) or 1.0
         return [(c, float(mean[c]), 100.0 * float(mean[c]) / total) for c in top]

@@ -166,9 +166,9 @@ class Tagger:
         if np.asarray(emb.embedding).shape[0] == 0:
             raise AudioError(f"{source}: no audio to tag")
         result = embedding_result(self.classifier, emb.embedding, left=left, right=right, source=source,
-                                  times=emb.times, hop=float(getattr(emb, "hop", 1.0)),
+                                  times=emb.times, hop=float(emb.hop),
                                   duration=emb.duration, batch_size=self.batch_size, progress=progress)
-        if getattr(emb, "compat_truncate", False):
+        if emb.compat_truncate:
             result.meta["compat_truncate"] = True
         return result
 
