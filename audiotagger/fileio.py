@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -131,10 +130,10 @@ def atomic_save_npz(path: str | os.PathLike, *, compressed: bool = False, overwr
     pathlib.Path
         ``path``.
     """
-    buf = io.BytesIO()
     converted = {k: np.asarray(v) for k, v in arrays.items()}
     for key, value in converted.items():
         if value.dtype == object:
             raise TypeError(f"{path}: array {key!r} has dtype object and would need pickle")
-    (np.savez_compressed if compressed else np.savez)(buf, **converted)
-    return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
+    with atomic_open(path, "wb", overwrite=overwrite) as fh:   # straight to disk: no in-memory copy
+        (np.savez_compressed if compressed else np.savez)(fh, **converted)
+    return Path(path)

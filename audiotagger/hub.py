@@ -195,13 +195,6 @@ def cached_path(name: str, model_dir: str | os.PathLike | None = None) -> Path:
 
 # --- verification stamps --------------------------------------------------------------------------
 
-def _readable(path: Path) -> None:
-    """Give a file made by ``mkstemp`` (mode 0600) the mode a plain ``open`` would (0666 & ~umask)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def _stamp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.verified")
 
@@ -221,7 +214,7 @@ def _write_stamp(info: ModelInfo, path: Path) -> None:
     record = {"name": info.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     record.update({k: getattr(info, k) for k in ("sha256", "md5") if getattr(info, k)})
     with contextlib.suppress(OSError):  # a read-only cache still works: it is re-hashed at each load
-        _readable(atomic_write_text(_stamp_path(path), json.dumps(record) + "\n"))
+        atomic_write_text(_stamp_path(path), json.dumps(record) + "\n")
 
 
 def _drop_stamp(path: Path) -> None:
@@ -348,9 +341,10 @@ def other_files(*, model_dir: str | os.PathLike | None = None) -> tuple[list[Pat
 
 # --- lookup, download, import ---------------------------------------------------------------------
 
-def _ways_out(info: ModelInfo) -> str:
+def _ways_out(info: ModelInfo, with_url: bool = True) -> str:
     flag = f", or pass {info.flag} PATH" if info.flag else ""
-    return f"download {url_for(info)} elsewhere and run `audiotagger models import PATH`{flag}"
+    what = url_for(info) if with_url else "it"
+    return f"download {what} elsewhere and run `audiotagger models import PATH`{flag}"
 
 
 def locate(name: str, path: str | os.PathLike | None = None, *,
@@ -413,8 +407,7 @@ def locate(name: str, path: str | os.PathLike | None = None, *,
     except DownloadError as exc:
         why = str(exc).removeprefix(f"{url}: ")
         raise DownloadError(f"{cached}: {name} model unavailable: downloading {url} failed: {why}; "
-                            f"download it elsewhere and run `audiotagger models import PATH`"
-                            + (f", or pass {info.flag} PATH" if info.flag else "")) from None
+                            f"{_ways_out(info, with_url=False)}") from None
 
 
 def fetch(name: str, *, model_dir: str | os.PathLike | None = None, force: bool = False,
@@ -476,10 +469,14 @@ def identify(path: str | os.PathLike) -> ModelInfo:
     ParameterError
         No entry matches (the message asks for ``--name``).
     """
-    path = Path(path)
+    return _identify(Path(path))[0]
+
+
+def _identify(path: Path) -> tuple[ModelInfo, dict[str, str] | None]:
+    """:func:`identify`, also returning the file's digests when it had to compute them."""
     for info in REGISTRY.values():
         if info.kind != "packaged" and path.name == info.filename:
-            return info
+            return info, None
     size = path.stat().st_size
     candidates = [i for i in REGISTRY.values() if i.kind != "packaged" and (i.size in (None, size))
                   and (i.sha256 or i.md5)]
@@ -487,7 +484,7 @@ def identify(path: str | os.PathLike) -> ModelInfo:
         digests = file_digests(path)
         for info in candidates:
             if any(getattr(info, k) and digests[k] == getattr(info, k) for k in ("sha256", "md5")):
-                return info
+                return info, digests
     raise ParameterError(f"{path}: cannot tell which model this is; pass --name "
                          f"({', '.join(n for n, i in REGISTRY.items() if i.kind != 'packaged')})")
 
@@ -523,11 +520,11 @@ def import_file(source: str | os.PathLike, name: str | None = None, *,
     source = Path(source).expanduser()
     if not source.is_file():
         raise ModelError(f"{source}: file not found")
-    info = get_info(name) if name else identify(source)
+    info, digests = (get_info(name), None) if name else _identify(source)
     if info.kind == "packaged":
         raise ParameterError(f"{info.name}: is shipped with the package, nothing to import")
     try:
-        check_file(source, info.expected)
+        check_file(source, info.expected, digests=digests)   # identify's digests: no second read
     except ModelError as exc:
         why = str(exc).removeprefix(f"{source}: ")
         raise ModelError(f"{source}: not a valid {info.name} file ({info.filename}): {why}") from None
@@ -537,9 +534,8 @@ def import_file(source: str | os.PathLike, name: str | None = None, *,
         folder.mkdir(parents=True, exist_ok=True)
         with filelock.FileLock(folder / f".{dest.name}.lock"):
             if not (dest.exists() and os.path.samefile(source, dest)):
-                with atomic_path(dest) as tmp:
+                with atomic_path(dest) as tmp:   # the temporary file already has the umask's mode
                     shutil.copyfile(source, tmp)
-                    _readable(tmp)
     except OSError as exc:
         raise ModelError(f"{folder}: model cache folder is not writable ({exc.strerror or exc}); "
                          "set AUDIOTAGGER_HOME or pass --model-dir") from None

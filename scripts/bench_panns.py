@@ -48,8 +48,7 @@ def counted_macs(arch: str, frames: int = 1001) -> float:
     spec = get_architecture(arch)
     t, f, cin, macs = frames, MEL_BINS, 1, 0.0
     for block in spec.blocks:
-        convs = 2 if block.kernel == 3 else 1
-        for j in range(convs):
+        for j in range(block.convs):
             macs += t * f * block.kernel ** 2 * (cin if j == 0 else block.channels) * block.channels
         cin = block.channels
         t, f = t // block.pool, f // block.pool

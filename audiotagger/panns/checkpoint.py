@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import hub
 from ..errors import AudioTaggerWarning, ModelError
-from ..fileio import atomic_path
+from ..fileio import atomic_save_npz
 from . import params
 from .models import Architecture, get_architecture
 
@@ -57,8 +57,7 @@ def layer_tensors(architecture: str | Architecture) -> dict[str, list[tuple[str,
     table = {"bn0": bn("bn0", params.MEL_BINS)}
     channels_in = 1
     for block in arch.blocks:
-        convs = 2 if block.kernel == 3 else 1
-        for j in range(1, convs + 1):
+        for j in range(1, block.convs + 1):
             cin = channels_in if j == 1 else block.channels
             shape = (block.channels, cin, block.kernel, block.kernel)
             table[f"{block.name}_conv{j}"] = [(f"{block.name}.conv{j}.weight", shape)]
@@ -225,8 +224,7 @@ def load_weights(path: str | os.PathLike, architecture: str | None = None, *,
         cached = _cache_file(path, architecture, model_dir)
         arrays = {f"{layer}:{i}": a for layer, ws in weights.items() for i, a in enumerate(ws)}
         try:
-            with atomic_path(cached) as tmp:
-                np.savez(tmp, **arrays)
+            atomic_save_npz(cached, **arrays)
         except OSError as exc:
             warnings.warn(f"{cached}: cannot cache the converted checkpoint ({exc})", AudioTaggerWarning,
                           stacklevel=2)

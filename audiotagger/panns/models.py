@@ -28,6 +28,11 @@ class Block:
     kernel: int
     pool: int
 
+    @property
+    def convs(self) -> int:
+        """Convolutions in the block: two 3×3 (``ConvBlock``) or one 5×5 (``ConvBlock5x5``)."""
+        return 2 if self.kernel == 3 else 1
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -119,8 +124,7 @@ def build_model(architecture: str = "cnn14", initializer: str | None = None) -> 
     x = _batch_norm("bn0")(inputs)
     x = layers.Reshape((-1, params.MEL_BINS, 1), name="add_channel")(x)
     for block in arch.blocks:
-        convs = 2 if block.kernel == 3 else 1
-        for j in range(1, convs + 1):
+        for j in range(1, block.convs + 1):
             x = layers.Conv2D(block.channels, block.kernel, padding="same", use_bias=False,
                               kernel_initializer=init, name=f"{block.name}_conv{j}")(x)
             x = _batch_norm(f"{block.name}_bn{j}")(x)

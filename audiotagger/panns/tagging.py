@@ -284,7 +284,7 @@ class PannsTagger:
         """
         from ..audio import stream_audio
 
-        window_samples(sample_duration, hop_duration)  # usage errors before decoding
+        # tag_chunks checks the durations before it pulls the first chunk from the (lazy) decoder
         result = self.tag_chunks(stream_audio(path, params.SAMPLE_RATE), sample_duration, hop_duration,
                                  progress=progress)
         if result.scores.shape[0] == 0:
