@@ -8,7 +8,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..params import DEFAULT_LEFT, DEFAULT_RIGHT, DEFAULT_THRESHOLD, DEFAULT_TOP_K
+from ..panns import params as pp
+from ..params import (
+    DEFAULT_LEFT,
+    DEFAULT_OUTPUT_FORMATS,
+    DEFAULT_RIGHT,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TOP_K,
+    OUTPUT_FORMATS,
+    TAG_BATCH_SIZE,
+)
 from .common import (
     expand_inputs,
     nonnegative_int,
@@ -18,11 +27,6 @@ from .common import (
     run_each,
     str2bool,
 )
-
-# Keep in step with audiotagger.tag.writers (not imported here: the CLI module stays light).
-_FORMATS = "srt, vtt, tsv, csv, json, npz, txt, png, mp4"
-_SMOOTH_DEFAULT = 5
-
 
 
 def add_parser(sub) -> None:
@@ -38,7 +42,8 @@ def add_parser(sub) -> None:
                    help="folder for the outputs <stem>.<ext> (default: .)")
     p.add_argument("-f", "--format", "--output-format", "--output_format", dest="formats", default=None,
                    metavar="FORMATS",
-                   help=f"comma-separated output formats from {_FORMATS}, or all (default: srt,npz); "
+                   help=f"comma-separated output formats from {', '.join(OUTPUT_FORMATS)}, or all (default: "
+                        f"{','.join(DEFAULT_OUTPUT_FORMATS)}); "
                         "mp4 writes <stem>.tagged.mp4")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, metavar="NAME|PATH",
@@ -59,11 +64,14 @@ def add_parser(sub) -> None:
                    help="VGGish: frame the audio as the old AudioTagger did (first 0.96 s of every second "
                         "but the last, hop 0.96 s)")
     m.add_argument("--sample-duration", "--sample_duration", dest="sample_duration", type=positive_float,
-                   default=None, metavar="S", help="PANNs: window length in seconds (default: 2.0)")
+                   default=None, metavar="S",
+                   help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION})")
     m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
-                   default=None, metavar="S", help="PANNs: seconds between windows (default: 0.3)")
+                   default=None, metavar="S",
+                   help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION})")
     m.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
-                   help="windows per network call (default: 1024 context windows; PANNs: 8)")
+                   help=f"windows per network call (default: {TAG_BATCH_SIZE} context windows; PANNs: "
+                        f"{pp.DEFAULT_BATCH_SIZE})")
     d = p.add_argument_group("display")
     d.add_argument("--threshold", type=probability, default=None, metavar="T",
                    help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
@@ -77,9 +85,9 @@ def add_parser(sub) -> None:
     d.add_argument("--compat", action="store_true", default=None,
                    help="the original selection rule: 3 to 5 tags per second, Silence alone, '--' between "
                         "tags (ignores --top-k)")
-    d.add_argument("--smooth", type=nonnegative_int, nargs="?", const=_SMOOTH_DEFAULT, default=None,
+    d.add_argument("--smooth", type=nonnegative_int, nargs="?", const=pp.DEFAULT_SMOOTH_SIZE, default=None,
                    metavar="N", help=f"causal moving average over N steps before selection (--smooth alone: "
-                                     f"{_SMOOTH_DEFAULT}; default: off)")
+                                     f"{pp.DEFAULT_SMOOTH_SIZE}; default: off)")
     d.add_argument("--smooth-size", "--smooth_size", dest="smooth", type=nonnegative_int,
                    help=argparse.SUPPRESS)
     d.add_argument("--per-second", action="store_true", default=None,
@@ -108,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     from ..tag.result import load_result
     from ..tag.select import Selection
     from ..tag.tagger import (
+        backend_display,
+        check_backend_options,
         is_panns,
         load_tagger,
         media_source,
@@ -125,18 +135,13 @@ def run(args: argparse.Namespace) -> int:
     if not from_probs and not args.inputs:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
     check_context(args.left, args.right)
-    if not is_panns(args.model) and (args.sample_duration is not None or args.hop_duration is not None):
-        raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
-                             "(--model panns-cnn14 ...)")
-    if is_panns(args.model) and args.compat_truncate:
-        raise ParameterError("--compat-truncate: only for the VGGish backend, not PANNs models")
+    check_backend_options(is_panns(args.model), compat_truncate=args.compat_truncate,
+                          sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
                "smooth": args.smooth, "per_second": args.per_second}
-    if args.top_k is None and not from_probs and is_panns(args.model):
-        from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K  # PaddleAudio lists the top 10
-
-        display["top_k"] = PANNS_TOP_K
+    if not from_probs:
+        display = backend_display(display, is_panns(args.model))
     options = resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
     specs = args.from_probs if from_probs else args.inputs
     exts = frozenset({".npz"}) if from_probs else None

@@ -19,13 +19,13 @@ import numpy as np
 
 from .. import __version__
 from ..errors import AudioError, AudioTaggerError, AudioTaggerWarning, ParameterError
-from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT
+from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT, TAG_BATCH_SIZE
 from .result import TagResult, load_result
 from .select import DisplayOptions, Selection
 from .windows import check_context, context_windows
 from .writers import get_writer, parse_formats
 
-DEFAULT_BATCH_SIZE = 1024
+DEFAULT_BATCH_SIZE = TAG_BATCH_SIZE
 """Context windows per classifier call."""
 
 _PROGRESS_MIN_WINDOWS = 4 * DEFAULT_BATCH_SIZE
@@ -446,12 +446,9 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size)
-        if isinstance(tagger, PannsBackend) and top_k is None:
-            from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K  # PaddleAudio's top 10
-            display["top_k"] = PANNS_TOP_K
-        options = resolve_display(display)
-        if compat_truncate and isinstance(tagger, PannsBackend):
-            raise ParameterError("--compat-truncate: only for the VGGish backend, not PANNs models")
+        panns = isinstance(tagger, PannsBackend)
+        options = resolve_display(backend_display(display, panns))
+        check_backend_options(panns, compat_truncate=compat_truncate)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
                             hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate)
     if output_dir is not None:
@@ -465,6 +462,25 @@ def media_source(result: TagResult) -> str:
     """The media file a (loaded) result came from: its recorded absolute path if that still exists."""
     path = result.meta.get("path")
     return path if path and Path(path).exists() else result.source
+
+
+def check_backend_options(panns: bool, *, compat_truncate: bool = False, sample_duration: float | None = None,
+                          hop_duration: float | None = None) -> None:
+    """Raise ParameterError for an option of the other backend (``tag`` and :func:`tag_file` share this)."""
+    if not panns and (sample_duration is not None or hop_duration is not None):
+        raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
+                             "(--model panns-cnn14 ...)")
+    if panns and compat_truncate:
+        raise ParameterError("--compat-truncate: only for the VGGish backend, not PANNs models")
+
+
+def backend_display(display: dict[str, Any], panns: bool) -> dict[str, Any]:
+    """``display`` with the PANNs default top-k (PaddleAudio lists the top 10) when none was given."""
+    if panns and display.get("top_k") is None:
+        from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K
+
+        return {**display, "top_k": PANNS_TOP_K}
+    return display
 
 
 def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None) -> DisplayOptions:

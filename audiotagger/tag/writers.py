@@ -19,13 +19,14 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..fileio import atomic_save_npz, atomic_write_text
+from ..params import DEFAULT_OUTPUT_FORMATS, OUTPUT_FORMATS
 from .select import Selection
 
-FORMATS = ("srt", "vtt", "tsv", "csv", "json", "npz", "txt", "png", "mp4")
-"""Every ``-f`` choice, in the order ``all`` writes them."""
+FORMATS = OUTPUT_FORMATS
+"""Every ``-f`` choice, in the order ``all`` writes them (:data:`audiotagger.params.OUTPUT_FORMATS`)."""
 
-DEFAULT_FORMATS = ("srt", "npz")
-"""Written when ``-f`` is not given: the subtitles and the probability matrix (to re-render the rest)."""
+DEFAULT_FORMATS = DEFAULT_OUTPUT_FORMATS
+"""Written when ``-f`` is not given (:data:`audiotagger.params.DEFAULT_OUTPUT_FORMATS`)."""
 
 
 def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
