@@ -42,8 +42,7 @@ CLIP_SECONDS = 10.0
 
 def counted_macs(arch: str, frames: int = 1001) -> float:
     """Multiply-accumulates of the convolutions and linear layers for one ``frames``-long input."""
-    from audiotagger.panns.models import get_architecture
-    from audiotagger.panns.params import MEL_BINS, NUM_CLASSES
+    from audiotagger.panns.params import MEL_BINS, NUM_CLASSES, get_architecture
 
     spec = get_architecture(arch)
     t, f, cin, macs = frames, MEL_BINS, 1, 0.0

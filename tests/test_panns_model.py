@@ -52,7 +52,7 @@ def test_parameter_counts(arch, count):  # CNN14 (80,753,615): test_cnn14_conver
     assert trainable_parameters(model) == count
     out = model(np.zeros((2, get_architecture(arch).min_frames, 64), np.float32), training=False)
     assert out["clipwise_output"].shape == (2, 527)
-    assert out["embedding"].shape == (2, params.EMBEDDING_SIZES[arch])
+    assert out["embedding"].shape == (2, params.get_architecture(arch).embedding_size)
 
 
 def test_lazy_package_exports():

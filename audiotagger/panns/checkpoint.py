@@ -23,7 +23,7 @@ from .. import hub
 from ..errors import AudioTaggerWarning, ModelError
 from ..fileio import atomic_save_npz
 from . import params
-from .models import Architecture, get_architecture
+from .params import Architecture, get_architecture
 
 CACHE_FORMAT = 1
 """Bumped whenever the layout of the cached conversion changes (old caches are then ignored)."""

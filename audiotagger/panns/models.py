@@ -10,71 +10,11 @@ how :mod:`audiotagger.panns.checkpoint` maps a state dict onto the model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 from keras import layers, ops
 
-from ..errors import ParameterError
 from . import params
-
-
-@dataclass(frozen=True)
-class Block:
-    """One convolution block: ``name`` (``conv_block1``), output channels, kernel, pooling."""
-
-    name: str
-    channels: int
-    kernel: int
-    pool: int
-
-    @property
-    def convs(self) -> int:
-        """Convolutions in the block: two 3×3 (``ConvBlock``) or one 5×5 (``ConvBlock5x5``)."""
-        return 2 if self.kernel == 3 else 1
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """A PANNs network: its convolution blocks and the width of ``fc1`` (= the embedding)."""
-
-    name: str
-    blocks: tuple[Block, ...]
-    embedding_size: int
-
-    @property
-    def min_frames(self) -> int:
-        """Fewest log-mel frames the pooling chain accepts (every pooled axis must stay >= 1)."""
-        n = 1
-        for block in self.blocks:
-            n *= block.pool
-        return n
-
-
-def _blocks(channels, kernel, pools):
-    pairs = enumerate(zip(channels, pools, strict=True))
-    return tuple(Block(f"conv_block{i + 1}", c, kernel, p) for i, (c, p) in pairs)
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    "cnn14": Architecture("cnn14", _blocks((64, 128, 256, 512, 1024, 2048), 3, (2, 2, 2, 2, 2, 1)), 2048),
-    "cnn10": Architecture("cnn10", _blocks((64, 128, 256, 512), 3, (2, 2, 2, 2)), 512),
-    "cnn6": Architecture("cnn6", _blocks((64, 128, 256, 512), 5, (2, 2, 2, 2)), 512),
-}
-
-
-def get_architecture(name: str) -> Architecture:
-    """Return the :class:`Architecture` called ``name`` (``cnn14``, ``cnn10`` or ``cnn6``).
-
-    Raises
-    ------
-    ParameterError
-        For an unknown name.
-    """
-    key = str(name).lower().removeprefix("panns-")
-    if key not in ARCHITECTURES:
-        raise ParameterError(f"unknown PANNs network {name!r} (choose from {', '.join(ARCHITECTURES)})")
-    return ARCHITECTURES[key]
+from .params import ARCHITECTURES, Architecture, Block, get_architecture  # noqa: F401  (re-exported)
 
 
 @keras.saving.register_keras_serializable(package="audiotagger.panns")

@@ -134,12 +134,11 @@ class PannsTagger:
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ParameterError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
         from .checkpoint import load_model
-        from .models import get_architecture
 
         self.network, self.checkpoint_path = load_model(model, checkpoint, model_dir=model_dir,
                                                         offline=offline)
         self.architecture = self.network.name
-        self.min_frames = get_architecture(self.architecture).min_frames
+        self.min_frames = params.get_architecture(self.architecture).min_frames
         self.batch_size = int(batch_size)
         self._call = None
 
@@ -193,7 +192,7 @@ class PannsTagger:
         scores_arr = np.concatenate(scores) if scores else np.zeros((0, n), np.float32)
         if not embedding:
             return scores_arr
-        width = params.EMBEDDING_SIZES[self.architecture]
+        width = params.get_architecture(self.architecture).embedding_size
         return scores_arr, (np.concatenate(embeds) if embeds else np.zeros((0, width), np.float32))
 
     def tag_chunks(self, chunks: Iterable[np.ndarray],
