@@ -219,8 +219,8 @@ def download(url: str, dest: str | os.PathLike, expected: Expected = Expected(),
 
     dest = Path(dest)
     folder = dest.parent
-    _ensure_writable(folder)
-    lock = filelock.FileLock(folder / f".{dest.name}.lock", timeout=lock_timeout)
+    ensure_cache_folder(folder)
+    lock = filelock.FileLock(lock_path(dest), timeout=lock_timeout)
     try:
         try:
             lock.acquire(timeout=0.05 if lock_timeout < 0 else min(0.05, lock_timeout))
@@ -232,7 +232,7 @@ def download(url: str, dest: str | os.PathLike, expected: Expected = Expected(),
         raise DownloadError(f"{dest}: another process is still downloading it "
                             f"(lock {lock.lock_file} held for over {lock_timeout:g} s)") from None
     except OSError as exc:
-        raise ModelError(f"{folder}: model cache folder is not writable ({exc.strerror or exc})") from None
+        raise cache_not_writable(folder, exc) from None
     try:
         if reuse and dest.is_file():
             try:
@@ -252,12 +252,24 @@ def partial_path(dest: str | os.PathLike) -> Path:
     return dest.with_name(f".{dest.name}.part")
 
 
-def _ensure_writable(folder: Path) -> None:
+def lock_path(dest: str | os.PathLike) -> Path:
+    """The lock file that serialises writers of ``dest`` (downloads and imports alike)."""
+    dest = Path(dest)
+    return dest.with_name(f".{dest.name}.lock")
+
+
+def cache_not_writable(folder: Path, exc: OSError) -> ModelError:
+    """The one-line error for a model cache folder that cannot be written."""
+    return ModelError(f"{folder}: model cache folder is not writable ({exc.strerror or exc}); "
+                      "set AUDIOTAGGER_HOME or pass --model-dir")
+
+
+def ensure_cache_folder(folder: Path) -> None:
+    """Create ``folder`` and check it is writable (:func:`cache_not_writable` otherwise)."""
     try:
         ensure_writable_dir(folder)
     except OSError as exc:
-        raise ModelError(f"{folder}: model cache folder is not writable ({exc.strerror or exc}); "
-                         "set AUDIOTAGGER_HOME or pass --model-dir") from None
+        raise cache_not_writable(folder, exc) from None
 
 
 def _download_locked(url: str, dest: Path, expected: Expected, *, retries: int, backoff: float,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import filecheck
-from .download import Expected, check_file, download, file_digests
+from .download import Expected, cache_not_writable, check_file, download, file_digests, lock_path
 from .errors import AudioTaggerWarning, DownloadError, ModelError, ParameterError
 from .fileio import atomic_path, atomic_write_text
 
@@ -532,12 +532,11 @@ def import_file(source: str | os.PathLike, name: str | None = None, *,
     folder = dest.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(folder / f".{dest.name}.lock"):
+        with filelock.FileLock(lock_path(dest)):
             if not (dest.exists() and os.path.samefile(source, dest)):
                 with atomic_path(dest) as tmp:   # the temporary file already has the umask's mode
                     shutil.copyfile(source, tmp)
     except OSError as exc:
-        raise ModelError(f"{folder}: model cache folder is not writable ({exc.strerror or exc}); "
-                         "set AUDIOTAGGER_HOME or pass --model-dir") from None
+        raise cache_not_writable(folder, exc) from None
     _write_stamp(info, dest)
     return dest
