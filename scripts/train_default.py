@@ -36,11 +36,11 @@ RECIPE = ["--levels", "2", "3", "--prior-init", "--dropout", "0.5", "--mixup", "
           "--split-seed", "1234", "--seed", "1234", "--save-probs", "--average-last", "3"]
 
 
-def part(data, split_file: Path, name: str):
-    """The clips of one held-out part (by video id, as recorded in the run's split.npz)."""
-    ids = np.load(split_file)[name]
+def parts(data, split_file: Path, *names: str) -> list:
+    """The clips of the named held-out parts (by video id, as recorded in the run's split.npz)."""
     where = {v: i for i, v in enumerate(data.video_ids)}
-    return data.subset(np.array([where[v] for v in ids]))
+    with np.load(split_file) as split:
+        return [data.subset(np.array([where[v] for v in split[name]])) for name in names]
 
 
 def main() -> int:
@@ -68,7 +68,7 @@ def main() -> int:
 
     run = Path(args.workspace) / args.tag
     data = read_h5(args.data)
-    val, test = part(data, run / "split.npz", "validation"), part(data, run / "split.npz", "test")
+    val, test = parts(data, run / "split.npz", "validation", "test")
 
     def score(weights, config, clips):
         model = build_model(**config)

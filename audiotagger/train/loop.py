@@ -25,7 +25,7 @@ from ..fileio import atomic_save_npz, atomic_write_text
 from ..params import DEFAULT_BATCH_SIZE, DEFAULT_DROPOUT, DEFAULT_HIDDEN_UNITS, DEFAULT_LEVELS
 from .data import EmbeddingSet, load_training_data, read_embeddings
 from .metrics import calculate_stats, summary
-from .models import build_model, make_optimizer, model_config
+from .models import build_model, check_optimizer_args, make_optimizer, model_config
 from .sampler import SAMPLERS, make_sampler, rng_state, set_rng_state
 from .workspace import Workspace, read_json
 
@@ -179,7 +179,8 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         raise ParameterError("--eval-data and --validation-split exclude each other")
     tag = tag or f"{model_type}_levels_{''.join(map(str, cfg['levels']))}"
     ws = Workspace(workspace, tag)
-    make_optimizer(lr, schedule=lr_schedule, iterations=iterations, warmup=warmup, weight_decay=weight_decay)
+    check_optimizer_args(lr, schedule=lr_schedule, iterations=iterations, warmup=warmup,
+                         weight_decay=weight_decay)
 
     settings = {
         "model": cfg, "data_dir": str(data_dir), "eval_data": None if eval_data is None else str(eval_data),
@@ -291,7 +292,7 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
             running = loss if running is None else 0.98 * running + 0.02 * loss
             it += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}")
+            bar.set_postfix(loss=f"{running:.4f}", refresh=False)   # update(1) redraws, rate-limited
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0

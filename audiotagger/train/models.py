@@ -9,10 +9,24 @@ from __future__ import annotations
 from ..classifier.models import MODEL_TYPES, build_model, check_levels, model_config
 from ..errors import ParameterError
 
-__all__ = ["LR_SCHEDULES", "MODEL_TYPES", "build_model", "check_levels", "make_optimizer", "model_config"]
+__all__ = ["LR_SCHEDULES", "MODEL_TYPES", "build_model", "check_levels", "check_optimizer_args",
+           "make_optimizer", "model_config"]
 
 LR_SCHEDULES = ("constant", "cosine")
 """``--lr-schedule`` choices: constant (the published recipes) or cosine decay to zero (with warm-up)."""
+
+
+def check_optimizer_args(lr: float, *, schedule: str = "constant", iterations: int = 0, warmup: int = 0,
+                         weight_decay: float = 0.0) -> None:
+    """Raise ParameterError (naming the flag) for arguments :func:`make_optimizer` cannot use."""
+    if not lr > 0:
+        raise ParameterError(f"--lr: must be > 0, got {lr}")
+    if schedule not in LR_SCHEDULES:
+        raise ParameterError(f"--lr-schedule: unknown {schedule!r} (choose from {', '.join(LR_SCHEDULES)})")
+    if warmup < 0 or weight_decay < 0:
+        raise ParameterError("--warmup and --weight-decay must be >= 0")
+    if schedule == "cosine" and iterations <= warmup:
+        raise ParameterError(f"--lr-schedule cosine: needs --iterations > --warmup, got {iterations}")
 
 
 def make_optimizer(lr: float = 1e-3, *, schedule: str = "constant", iterations: int = 0, warmup: int = 0,
@@ -34,15 +48,9 @@ def make_optimizer(lr: float = 1e-3, *, schedule: str = "constant", iterations: 
     """
     import keras
 
-    if not lr > 0:
-        raise ParameterError(f"--lr: must be > 0, got {lr}")
-    if schedule not in LR_SCHEDULES:
-        raise ParameterError(f"--lr-schedule: unknown {schedule!r} (choose from {', '.join(LR_SCHEDULES)})")
-    if warmup < 0 or weight_decay < 0:
-        raise ParameterError("--warmup and --weight-decay must be >= 0")
+    check_optimizer_args(lr, schedule=schedule, iterations=iterations, warmup=warmup,
+                         weight_decay=weight_decay)
     if schedule == "cosine":
-        if iterations <= warmup:
-            raise ParameterError(f"--lr-schedule cosine: needs --iterations > --warmup, got {iterations}")
         rate = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0 if warmup else lr, decay_steps=iterations - warmup, alpha=0.0,
             warmup_target=lr if warmup else None, warmup_steps=warmup)
