@@ -18,6 +18,7 @@ from ..params import (
     OUTPUT_FORMATS,
     TAG_BATCH_SIZE,
 )
+from ..yamnet import params as yp
 from .common import (
     expand_inputs,
     nonnegative_int,
@@ -48,9 +49,10 @@ def add_parser(sub) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'; "
-                        "or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth checkpoint")
+                        "or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth checkpoint; or "
+                        "yamnet (or a yamnet.h5 / YAMNet .tflite file)")
     m.add_argument("--checkpoint", default=None, metavar="CKPT",
-                   help="VGGish checkpoint (vggish_model.ckpt), or the .pth of a panns-* model")
+                   help="VGGish checkpoint (vggish_model.ckpt), the .pth of a panns-* model, or yamnet.h5")
     m.add_argument("--pca-params", "--pca_params", dest="pca_params", default=None, metavar="NPZ",
                    help="VGGish PCA parameters (vggish_pca_params.npz)")
     m.add_argument("--model-dir", "--model_dir", dest="model_dir", default=None, metavar="DIR",
@@ -68,10 +70,12 @@ def add_parser(sub) -> None:
                    help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION})")
     m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
                    default=None, metavar="S",
-                   help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION})")
+                   help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION}); YAMNet: "
+                        f"seconds per row (default: {yp.DEFAULT_HOP_DURATION}, the maximum over the 0.48 s "
+                        f"patches centred in it; {yp.NATIVE_HOP_DURATION} keeps the patches)")
     m.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help=f"windows per network call (default: {TAG_BATCH_SIZE} context windows; PANNs: "
-                        f"{pp.DEFAULT_BATCH_SIZE})")
+                        f"{pp.DEFAULT_BATCH_SIZE}; YAMNet: {yp.DEFAULT_BATCH_SIZE} patches)")
     d = p.add_argument_group("display")
     d.add_argument("--threshold", type=probability, default=None, metavar="T",
                    help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
@@ -117,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     from ..tag.select import Selection
     from ..tag.tagger import (
         backend_display,
+        backend_name,
         check_backend_options,
-        is_panns,
         load_tagger,
         media_source,
         output_paths,
@@ -135,13 +139,14 @@ def run(args: argparse.Namespace) -> int:
     if not from_probs and not args.inputs:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
     check_context(args.left, args.right)
-    check_backend_options(is_panns(args.model), compat_truncate=args.compat_truncate,
+    backend = backend_name(args.model)
+    check_backend_options(backend, compat_truncate=args.compat_truncate,
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
                "smooth": args.smooth, "per_second": args.per_second}
     if not from_probs:
-        display = backend_display(display, is_panns(args.model))
+        display = backend_display(display, backend)
     options = resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
     specs = args.from_probs if from_probs else args.inputs
     exts = frozenset({".npz"}) if from_probs else None

@@ -37,6 +37,34 @@ def is_panns(model: str | os.PathLike | None) -> bool:
     return model is not None and (str(model).startswith("panns-") or str(model).lower().endswith(".pth"))
 
 
+def is_yamnet(model: str | os.PathLike | None) -> bool:
+    """True if ``--model`` names the YAMNet backend: ``yamnet``, a ``.tflite`` file, or a YAMNet ``.h5``.
+
+    An ``.h5`` file is YAMNet's if it holds the official ``layer1/conv`` group (read with h5py; no
+    TensorFlow).
+    """
+    if model is None:
+        return False
+    text = str(model)
+    if text == "yamnet" or text.lower().endswith(".tflite"):
+        return True
+    if text.lower().endswith(".h5") and Path(text).is_file():
+        import h5py
+
+        try:
+            with h5py.File(text, "r") as fh:
+                root = fh["model_weights"] if "model_weights" in fh else fh
+                return "layer1/conv" in root
+        except OSError:
+            return False
+    return False
+
+
+def backend_name(model: str | os.PathLike | None) -> str:
+    """Which backend ``--model`` selects: ``"panns"``, ``"yamnet"`` or ``"vggish"``."""
+    return "panns" if is_panns(model) else "yamnet" if is_yamnet(model) else "vggish"
+
+
 def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LEFT,
                        right: int = DEFAULT_RIGHT, *, batch_size: int = DEFAULT_BATCH_SIZE,
                        progress: bool = False, desc: str = "seconds") -> np.ndarray:
@@ -149,8 +177,8 @@ class Tagger:
     def __init__(self, model: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
                  pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                  offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
-        if is_panns(model):
-            raise ParameterError(f"--model: {model} is a PANNs model; use PannsBackend or load_backend()")
+        if is_panns(model) or is_yamnet(model):
+            raise ParameterError(f"--model: {model} is a {backend_name(model)} model; use load_backend()")
         from ..classifier import load_classifier
         from ..vggish.embed import VGGishEmbedder
 
@@ -309,27 +337,141 @@ class PannsBackend:
                 yield Path(path), exc
 
 
-def load_backend(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger | PannsBackend:
-    """Load the backend ``--model`` names: :class:`PannsBackend` for PANNs models, else :class:`Tagger`.
+class YamnetBackend:
+    """The YAMNet backend (521 classes, 0.96 s patches every 0.48 s) with the interface of :class:`Tagger`.
 
-    Keyword arguments are those of the two constructors (``checkpoint``, ``pca_params``, ``model_dir``,
-    ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs.
+    Parameters
+    ----------
+    model : str or path-like
+        ``yamnet`` (model cache), or a ``yamnet.h5`` / YAMNet ``.tflite`` file.
+    checkpoint : path-like, optional
+        Local ``yamnet.h5`` for ``model="yamnet"``.
+    model_dir, offline
+        Model cache folder; never download.
+    batch_size : int, optional
+        Patches per network call (default 64).
+
+    Attributes
+    ----------
+    model : audiotagger.yamnet.tagging.YamnetModel
+        The loaded network; :meth:`embed` gives its embeddings.
+    """
+
+    backend = "yamnet"
+
+    def __init__(self, model: str | os.PathLike = "yamnet", *, checkpoint: str | os.PathLike | None = None,
+                 model_dir: str | os.PathLike | None = None, offline: bool | None = None,
+                 batch_size: int | None = None, **_other_backend: Any):
+        from ..yamnet.tagging import YamnetModel
+
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        self.model = YamnetModel(model, checkpoint, model_dir=model_dir, offline=offline, **kwargs)
+        self.model_name = "yamnet"
+
+    def embed(self, path: str | os.PathLike, *, progress: bool = False):
+        """Patch scores, embeddings (n, 1024) and times of one file (a ``YamnetOutput``)."""
+        if not progress:
+            return self.model.embed_file(path)
+        bar = _bar(path)
+        try:
+            return self.model.embed_file(path, progress=bar)
+        finally:
+            bar.close()
+
+    def result(self, out, source: str, *, hop_duration: float | None = None) -> TagResult:
+        """Turn patch scores into a :class:`TagResult` of ``hop_duration`` rows (default 1 s).
+
+        Rows follow :func:`audiotagger.yamnet.tagging.aggregate` (the maximum over the patches centred
+        in each row; ``0.48`` keeps the patches). The ``.npz`` also stores ``patch_times`` and
+        ``patch_scores``.
+        """
+        from ..yamnet import params as yp
+        from ..yamnet.tagging import aggregate
+
+        hop = yp.DEFAULT_HOP_DURATION if hop_duration is None else float(hop_duration)
+        times, probs = aggregate(out.times, out.scores, out.duration, hop)
+        native = abs(hop - yp.PATCH_HOP_SECONDS) < 1e-9
+        labels = self.model.labels
+        meta = {"model": self.model_name, "backend": self.backend, "hop_duration": hop,
+                "aggregation": "patches" if native else "max over patches centred in the row",
+                "weights": str(self.model.weights_path), "version": __version__}
+        if Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        return TagResult(source=source, times=times, probs=probs, hop=hop,
+                         window=yp.PATCH_WINDOW_SECONDS if native else hop + yp.PATCH_WINDOW_SECONDS,
+                         duration=out.duration, meta=meta, mids=labels.mids, names=labels.names,
+                         extras={"patch_times": out.times, "patch_scores": out.scores})
+
+    def tag(self, path: str | os.PathLike, *, hop_duration: float | None = None, progress: bool = False,
+            **_other_backend: Any) -> TagResult:
+        """Tag one file: per-second rows by default (``hop_duration`` seconds per row).
+
+        Returns
+        -------
+        TagResult
+            ``probs`` (rows, 521) with YAMNet's class map as ``mids``/``names``.
+        """
+        return self.result(self.embed(path, progress=progress), str(path), hop_duration=hop_duration)
+
+    def tag_waveform(self, x: np.ndarray, sr: int, *, hop_duration: float | None = None,
+                     source: str = "<waveform>", **_other_backend: Any) -> TagResult:
+        """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
+        return self.result(self.model.embed_waveform(x, sr), source, hop_duration=hop_duration)
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
+        for path in paths:
+            try:
+                yield Path(path), self.tag(path, **options)
+            except (AudioTaggerError, OSError) as exc:
+                yield Path(path), exc
+
+
+def _bar(path):
+    """A progress callback (patches scored so far) drawing a tqdm bar; closed when the file is done."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=Path(path).name, unit="patch", leave=False, file=sys.stderr)
+
+    def update(n: int) -> None:
+        bar.update(n - bar.n)
+
+    update.close = bar.close
+    return update
+
+
+def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
+                 ) -> Tagger | PannsBackend | YamnetBackend:
+    """Load the backend ``--model`` names.
+
+    :class:`PannsBackend` for PANNs models, :class:`YamnetBackend` for ``yamnet`` (or a YAMNet
+    ``.h5``/``.tflite``), else :class:`Tagger`.
+
+    Keyword arguments are those of the constructors (``checkpoint``, ``pca_params``, ``model_dir``,
+    ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs and YAMNet.
     """
     if is_panns(model):
         return PannsBackend(model, **kwargs)
+    if is_yamnet(model):
+        return YamnetBackend(model, **{k: v for k, v in kwargs.items() if k != "pca_params"})
     return Tagger(model, **{k: v for k, v in kwargs.items() if v is not None or k != "batch_size"})
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_backend(model, checkpoint, pca_params, model_dir, offline, batch_size) -> Tagger | PannsBackend:
+def _cached_backend(model, checkpoint, pca_params, model_dir, offline, batch_size
+                    ) -> Tagger | PannsBackend | YamnetBackend:
     return load_backend(model, checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir,
                         offline=offline, batch_size=batch_size)
 
 
-def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger | PannsBackend:
+def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any
+                ) -> Tagger | PannsBackend | YamnetBackend:
     """Return the backend for these model settings, reusing one already loaded in this process."""
     key = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in kwargs.items()}
-    default_batch = None if is_panns(model) else DEFAULT_BATCH_SIZE
+    default_batch = DEFAULT_BATCH_SIZE if backend_name(model) == "vggish" else None
     return _cached_backend(None if model is None else str(model), key.get("checkpoint"),
                            key.get("pca_params"), key.get("model_dir"), key.get("offline"),
                            key.get("batch_size") or default_batch)
@@ -394,7 +536,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              burn: bool = False, overwrite: bool = False, from_probs: bool = False,
              sample_duration: float | None = None, hop_duration: float | None = None,
              compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
-             tagger: Tagger | PannsBackend | None = None) -> TagResult:
+             tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
     Parameters
@@ -408,13 +550,15 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         :data:`audiotagger.tag.writers.FORMATS`.
     model, checkpoint, pca_params, model_dir, offline, batch_size
         Model selection (see :func:`load_backend`); ignored with ``tagger`` or ``from_probs``. ``model``
-        ``panns-cnn14|10|6`` or a ``.pth`` file selects the PANNs backend.
+        ``panns-cnn14|10|6`` or a ``.pth`` file selects the PANNs backend; ``yamnet`` (or a YAMNet
+        ``.h5``/``.tflite``) the YAMNet backend.
     left, right : int
         VGGish backend: context seconds before/after each second.
     compat_truncate : bool
         VGGish backend: the old AudioTagger's framing (see :meth:`Tagger.tag`).
     sample_duration, hop_duration : float, optional
-        PANNs backend: window length and hop in seconds (default 2.0 and 0.3).
+        PANNs backend: window length and hop in seconds (default 2.0 and 0.3). YAMNet: ``hop_duration``
+        is the row length (default 1.0; 0.48 keeps the native patches).
     threshold, top_k, show_music_speech, exclude, compat, smooth, per_second
         Display options (:class:`~audiotagger.tag.select.DisplayOptions`); None takes the value stored in
         the ``.npz`` with ``from_probs``, else the default.
@@ -446,9 +590,10 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size)
-        panns = isinstance(tagger, PannsBackend)
-        options = resolve_display(backend_display(display, panns))
-        check_backend_options(panns, compat_truncate=compat_truncate)
+        backend = getattr(tagger, "backend", "vggish")
+        options = resolve_display(backend_display(display, backend))
+        check_backend_options(backend, compat_truncate=compat_truncate, sample_duration=sample_duration,
+                              hop_duration=hop_duration)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
                             hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate)
     if output_dir is not None:
@@ -464,19 +609,26 @@ def media_source(result: TagResult) -> str:
     return path if path and Path(path).exists() else result.source
 
 
-def check_backend_options(panns: bool, *, compat_truncate: bool = False, sample_duration: float | None = None,
-                          hop_duration: float | None = None) -> None:
-    """Raise ParameterError for an option of the other backend (``tag`` and :func:`tag_file` share this)."""
-    if not panns and (sample_duration is not None or hop_duration is not None):
+def check_backend_options(backend: str | bool, *, compat_truncate: bool = False,
+                          sample_duration: float | None = None, hop_duration: float | None = None) -> None:
+    """Raise ParameterError for an option of another backend (``tag`` and :func:`tag_file` share this).
+
+    ``backend`` is ``"vggish"``, ``"panns"`` or ``"yamnet"`` (True/False mean PANNs/VGGish).
+    """
+    backend = {True: "panns", False: "vggish"}.get(backend, backend) if isinstance(backend, bool) else backend
+    if backend == "vggish" and (sample_duration is not None or hop_duration is not None):
         raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
-                             "(--model panns-cnn14 ...)")
-    if panns and compat_truncate:
-        raise ParameterError("--compat-truncate: only for the VGGish backend, not PANNs models")
+                             "(--model panns-cnn14 ...) and YAMNet (--hop-duration)")
+    if backend == "yamnet" and sample_duration is not None:
+        raise ParameterError("--sample-duration: YAMNet's patches are always 0.96 s (use --hop-duration "
+                             "for the row length)")
+    if backend != "vggish" and compat_truncate:
+        raise ParameterError(f"--compat-truncate: only for the VGGish backend, not {backend} models")
 
 
-def backend_display(display: dict[str, Any], panns: bool) -> dict[str, Any]:
+def backend_display(display: dict[str, Any], backend: str | bool) -> dict[str, Any]:
     """``display`` with the PANNs default top-k (PaddleAudio lists the top 10) when none was given."""
-    if panns and display.get("top_k") is None:
+    if backend in (True, "panns") and display.get("top_k") is None:
         from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K
 
         return {**display, "top_k": PANNS_TOP_K}

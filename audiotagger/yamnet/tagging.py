@@ -45,7 +45,7 @@ class YamnetOutput(NamedTuple):
 
 
 def num_patches(samples: int) -> int:
-    """Patches the official model gives ``samples`` 16 kHz samples: ``1 + ceil(max(0, samples - 15600) / 7680)``."""
+    """Patches the official model gives ``samples`` samples: ``1 + ceil(max(0, samples - 15600) / 7680)``."""
     extra = max(0, int(samples) - params.PATCH_SAMPLES)
     return 1 + -(-extra // params.PATCH_HOP_SAMPLES)
 
@@ -191,9 +191,9 @@ class YamnetModel:
     sample_rate = params.SAMPLE_RATE
     embedding_size = params.EMBEDDING_SIZE
 
-    def __init__(self, model: str | os.PathLike = params.MODEL_NAME, checkpoint: str | os.PathLike | None = None,
-                 *, model_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                 batch_size: int = params.DEFAULT_BATCH_SIZE):
+    def __init__(self, model: str | os.PathLike = params.MODEL_NAME,
+                 checkpoint: str | os.PathLike | None = None, *, model_dir: str | os.PathLike | None = None,
+                 offline: bool | None = None, batch_size: int = params.DEFAULT_BATCH_SIZE):
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ParameterError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
         from .classes import class_map

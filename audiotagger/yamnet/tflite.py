@@ -109,12 +109,14 @@ def read_tflite(path: str | os.PathLike) -> Weights:
             plan.append((f"layer{i}/depthwise_conv", f"layer{i}/depthwise_conv/bn", "DEPTHWISE_CONV_2D"))
             plan.append((f"layer{i}/pointwise_conv", f"layer{i}/pointwise_conv/bn", "CONV_2D"))
     if len(convs) != len(plan):
-        raise ModelError(f"{path}: has {len(convs)} convolutions, YAMNet has {len(plan)} (not a YAMNet model?)")
+        raise ModelError(f"{path}: has {len(convs)} convolutions, YAMNet has {len(plan)} "
+                         "(not a YAMNet model?)")
     weights: Weights = {}
     previous = None
     for (layer, bn, kind), op in zip(plan, convs, strict=True):
         if op["op_name"] != kind:
-            raise ModelError(f"{path}: operator {op['index']} is {op['op_name']}, YAMNet's {layer!r} is {kind}")
+            raise ModelError(f"{path}: operator {op['index']} is {op['op_name']}, "
+                             f"YAMNet's {layer!r} is {kind}")
         inputs = [int(t) for t in op["inputs"]]
         if previous is not None and inputs[0] != previous:
             raise ModelError(f"{path}: {layer!r} (operator {op['index']}) does not take the previous layer's "
@@ -157,7 +159,8 @@ def _classifier(interpreter, tensors, ops, fcs, last_conv: int, path: Path) -> l
     bias = (_constant(interpreter, tensors[bias_index], path).reshape(-1) if bias_index >= 0
             else np.zeros(params.NUM_CLASSES, np.float32))
     if bias.shape != (params.NUM_CLASSES,):
-        raise ModelError(f"{path}: classifier bias has shape {bias.shape}, YAMNet needs ({params.NUM_CLASSES},)")
+        raise ModelError(f"{path}: classifier bias has shape {bias.shape}, "
+                         f"YAMNet needs ({params.NUM_CLASSES},)")
     return [np.ascontiguousarray(kernel), bias]
 
 
@@ -173,8 +176,8 @@ def _check_mel(interpreter, tensors, fcs, path: Path) -> None:
         scales = details["quantization_parameters"]["scales"]
         step = float(np.max(scales)) if len(scales) else 1e-6
         if np.abs(theirs - ours).max() > step:
-            raise ModelError(f"{path}: its mel matrix differs from YAMNet's front end (125-7500 Hz, 64 bands); "
-                             "not the official YAMNet features")
+            raise ModelError(f"{path}: its mel matrix differs from YAMNet's front end (125-7500 Hz, "
+                             "64 bands); not the official YAMNet features")
 
 
 def convert_tflite(source: str | os.PathLike, dest: str | os.PathLike) -> Path:

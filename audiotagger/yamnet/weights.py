@@ -31,6 +31,55 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def _open(path: Path):
+    import h5py
+
+    if not path.is_file():
+        raise ModelError(f"{path}: YAMNet weights file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelError(f"{path}: not a readable HDF5 weights file ({str(exc).splitlines()[0]})") from None
+
+
+def _datasets(fh, path: Path) -> dict[str, list]:
+    """Every layer's datasets in table order, after checking names and shapes (no data is read)."""
+    root = fh["model_weights"] if "model_weights" in fh else fh
+    out: dict[str, list] = {}
+    for layer, expected in params.weight_table().items():
+        group = root.get(layer)
+        names = [] if group is None else [_text(n) for n in group.attrs.get("weight_names", [])]
+        if not names:
+            raise ModelError(f"{path}: layer {layer!r} is missing (YAMNet needs it with "
+                             f"{', '.join(f'{k} {s}' for k, s in expected)})")
+        by_kind = {_kind(n): n for n in names}
+        datasets = []
+        for kind, shape in expected:
+            if kind not in by_kind or by_kind[kind] not in group:
+                raise ModelError(f"{path}: layer {layer!r} has no {kind!r} weight (has "
+                                 f"{', '.join(sorted(by_kind))})")
+            data = group[by_kind[kind]]
+            if tuple(data.shape) != shape:
+                raise ModelError(f"{path}: layer {layer!r} weight {kind!r} has shape {tuple(data.shape)}, "
+                                 f"YAMNet needs {shape}")
+            datasets.append(data)
+        out[layer] = datasets
+    return out
+
+
+def check_file(path: str | os.PathLike) -> None:
+    """Check that ``path`` holds every YAMNet layer with weights of the right shapes (no data read).
+
+    Raises
+    ------
+    ModelError
+        Not HDF5, a layer or weight missing, or a weight of another shape.
+    """
+    path = Path(path)
+    with _open(path) as fh:
+        _datasets(fh, path)
+
+
 def read_weights(path: str | os.PathLike) -> Weights:
     """Read and check an official-layout ``yamnet.h5``.
 
@@ -47,41 +96,17 @@ def read_weights(path: str | os.PathLike) -> Weights:
     Raises
     ------
     ModelError
-        Not an HDF5 file; a layer missing; a weight missing, of another shape, or not finite.
+        Not an HDF5 file; a layer missing; a weight missing, of another shape, or not finite; negative
+        variances.
     """
-    import h5py
-
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: YAMNet weights file not found")
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelError(f"{path}: not a readable HDF5 weights file ({str(exc).splitlines()[0]})") from None
-    with fh:
-        root = fh["model_weights"] if "model_weights" in fh else fh
-        out: Weights = {}
-        for layer, expected in params.weight_table().items():
-            group = root.get(layer)
-            names = [] if group is None else [_text(n) for n in group.attrs.get("weight_names", [])]
-            if not names:
-                raise ModelError(f"{path}: layer {layer!r} is missing (YAMNet needs it with "
-                                 f"{', '.join(f'{k} {s}' for k, s in expected)})")
-            by_kind = {_kind(n): n for n in names}
-            arrays = []
-            for kind, shape in expected:
-                if kind not in by_kind:
-                    raise ModelError(f"{path}: layer {layer!r} has no {kind!r} weight (has "
-                                     f"{', '.join(sorted(by_kind))})")
-                data = group[by_kind[kind]]
-                if tuple(data.shape) != shape:
-                    raise ModelError(f"{path}: layer {layer!r} weight {kind!r} has shape {tuple(data.shape)}, "
-                                     f"YAMNet needs {shape}")
-                array = np.asarray(data, dtype=np.float32)
-                if not np.isfinite(array).all():
-                    raise ModelError(f"{path}: layer {layer!r} weight {kind!r} holds non-finite values")
-                arrays.append(array)
-            if kind == "moving_variance" and (arrays[-1] < 0).any():
+    out: Weights = {}
+    with _open(path) as fh:
+        for layer, datasets in _datasets(fh, path).items():
+            arrays = [np.asarray(d, dtype=np.float32) for d in datasets]
+            if not all(np.isfinite(a).all() for a in arrays):
+                raise ModelError(f"{path}: layer {layer!r} holds non-finite weights")
+            if layer.endswith("/bn") and (arrays[2] < 0).any():
                 raise ModelError(f"{path}: layer {layer!r} has negative moving variances")
             out[layer] = arrays
     return out
@@ -138,13 +163,14 @@ def get_weights(network) -> Weights:
     """Read a network's weights in the official layout (inverse of :func:`set_weights`)."""
     from .model import keras_name
 
-    return {layer: [np.asarray(w, dtype=np.float32) for w in network.get_layer(keras_name(layer)).get_weights()]
+    return {layer: [np.asarray(w, dtype=np.float32)
+                    for w in network.get_layer(keras_name(layer)).get_weights()]
             for layer in params.weight_table()}
 
 
 def resolve_weights(model: str | os.PathLike = params.MODEL_NAME, checkpoint: str | os.PathLike | None = None,
                     *, model_dir: str | os.PathLike | None = None, offline: bool | None = None) -> Path:
-    """Turn ``--model yamnet`` (+ optional ``--checkpoint``) or a ``.h5``/``.tflite`` path into a ``.h5`` file.
+    """Turn ``--model yamnet`` (+ ``--checkpoint``) or a ``.h5``/``.tflite`` path into a ``.h5`` file.
 
     A ``.tflite`` file is converted once (cached under ``<model cache>/yamnet/``).
     """
@@ -155,7 +181,8 @@ def resolve_weights(model: str | os.PathLike = params.MODEL_NAME, checkpoint: st
         path = hub.locate(params.MODEL_NAME, checkpoint, model_dir=model_dir, offline=offline)
     else:
         if checkpoint is not None:
-            raise ModelError(f"{text}: give either a YAMNet weights file as the model or --checkpoint, not both")
+            raise ModelError(f"{text}: give either a YAMNet weights file as the model or --checkpoint, "
+                             "not both")
         path = Path(text).expanduser()
         if not path.is_file():
             raise ModelError(f"{path}: YAMNet weights file not found")
