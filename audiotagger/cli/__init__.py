@@ -27,6 +27,7 @@ _COMMANDS = (
     "evaluate",
     "stats",
     "parse",
+    "export",
 )
 
 

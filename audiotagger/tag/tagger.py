@@ -349,7 +349,7 @@ class YamnetBackend:
     model_dir, offline
         Model cache folder; never download.
     batch_size : int, optional
-        Patches per network call (default 64).
+        Patches per network call (default 32).
 
     Attributes
     ----------

@@ -61,7 +61,7 @@ DEFAULT_HOP_DURATION = 1.0
 """Seconds per result row of ``tag --model yamnet`` (per-second rows, aggregated from the patches)."""
 NATIVE_HOP_DURATION = PATCH_HOP_SECONDS
 """``--hop-duration 0.48`` keeps one row per patch."""
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 32
 """Patches per network call."""
 DEFAULT_TOP_K = 5
 """Tags per row (the project default)."""
