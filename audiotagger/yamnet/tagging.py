@@ -338,3 +338,21 @@ class _Counter:
             chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
             self.total += chunk.size
             yield chunk
+
+
+def save_output(out: YamnetOutput, path: str | os.PathLike, *, overwrite: bool = False,
+                model: str = params.MODEL_NAME):
+    """Write a :class:`YamnetOutput` as ``.npz`` atomically (``audiotagger embed --model yamnet``).
+
+    The file holds ``embedding`` float32 (n, 1024), ``scores`` float32 (n, 521), ``times`` float64 (n,)
+    (patch starts), ``duration`` and ``hop`` (0.48) scalars, and ``model`` (``yamnet``).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from ..fileio import atomic_save_npz
+
+    return atomic_save_npz(path, overwrite=overwrite, embedding=out.embeddings, scores=out.scores,
+                           times=out.times, duration=np.float64(out.duration),
+                           hop=np.float64(params.PATCH_HOP_SECONDS), model=np.array(model))
