@@ -51,6 +51,7 @@ def test_streamed_windows_give_the_official_patches(n, rng):
     whole = features.waveform_to_patches(x)
     assert windows.shape[0] == num_patches(n) == whole.shape[0]
     np.testing.assert_allclose(windows_to_patches(windows), whole, atol=1e-5)
+    np.testing.assert_allclose(windows_to_patches(windows, consecutive=True), whole, atol=1e-5)
 
 
 def test_rows_take_the_max_of_the_patches_centred_in_them():

@@ -5,8 +5,8 @@ magnitude (not power) → 64 HTK-mel bands 125–7500 Hz (triangles on the mel s
 ``linear_to_mel_weight_matrix``) → ``log(mel + 0.001)`` → patches of 96 frames every 48 frames.
 
 The official model pads the waveform so that every sample is covered (:func:`pad_waveform`); only
-complete patches are emitted. A float64 STFT is used (then cast to float32), which agrees with
-TensorFlow's float32 ``tf.signal.stft`` to float32 rounding.
+complete patches are emitted. The STFT runs in float32 (numpy's pocketfft), as TensorFlow's
+``tf.signal.stft`` does; the two agree to float32 rounding.
 """
 
 from __future__ import annotations
@@ -103,16 +103,16 @@ def log_mel_spectrogram(x: np.ndarray) -> np.ndarray:
     np.ndarray [shape=(1 + (n - 400) // 160, 64), dtype=float32]
         ``log(|STFT| @ mel + 0.001)``; zero rows for fewer than 400 samples.
     """
-    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
     if x.size < params.WINDOW_SAMPLES:
         return np.zeros((0, params.MEL_BANDS), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x, params.WINDOW_SAMPLES)[::params.HOP_SAMPLES]
     out = np.empty((frames.shape[0], params.MEL_BANDS), np.float32)
-    mel = mel_matrix().astype(np.float64)
+    window = hann_window().astype(np.float32)
     step = 4096                                       # bounded memory for long inputs
     for i in range(0, frames.shape[0], step):
-        spec = np.abs(np.fft.rfft(frames[i:i + step] * hann_window(), n=params.FFT_LENGTH))
-        out[i:i + step] = np.log(spec @ mel + params.LOG_OFFSET)
+        spec = np.abs(np.fft.rfft(frames[i:i + step] * window, n=params.FFT_LENGTH))
+        out[i:i + step] = np.log(spec @ mel_matrix() + np.float32(params.LOG_OFFSET))
     return out
 
 
