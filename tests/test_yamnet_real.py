@@ -162,7 +162,12 @@ def test_cli_tag_every_format_and_native_rows(yamnet_home, tmp_path, capsys):
     bird = shared_file("audio", "456440__inspectorj__bird-whistling-robin-single-13.ogg")
     out = tmp_path / "out"
     common = ["--model", "yamnet", "--model-dir", str(yamnet_home), "--offline", "-q"]
-    assert main(["tag", str(bird), "-f", "all", "-o", str(out), *common]) == 0
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wave file")
+    assert main(["tag", str(bad), str(bird), "-f", "all", "-o", str(out), *common]) == 1
+    err = capsys.readouterr().err
+    assert f"audiotagger: error: {bad}" in err and "Traceback" not in err
+    assert not list(out.glob("broken.*"))           # nothing half written for the failed input
     stem = bird.stem
     for ext in ("srt", "vtt", "tsv", "csv", "json", "npz", "txt", "png"):
         assert (out / f"{stem}.{ext}").stat().st_size > 0, ext
