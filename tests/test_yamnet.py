@@ -162,3 +162,30 @@ def test_cli_usage_errors_exit_2(capsys):
             main(argv)
         assert exc.value.code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith("audiotagger: error:")
+
+
+def test_download_checks_layers_caches_and_loads_offline(tmp_path, rng, monkeypatch):
+    """``--model yamnet`` on first use: fetched (here from a loopback mirror), checked layer by layer,
+    cached, then loaded offline; a mis-shaped file from the server is refused and not cached."""
+    from audiotagger import hub
+    from audiotagger.errors import DownloadError
+    from audiotagger.tag.tagger import load_backend
+    from tests.loopback_http import LoopbackServer, Served
+
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    good = write_weights(_random_weights(rng), tmp_path / "good" / "yamnet.h5").read_bytes()
+    bad = _broken(tmp_path, rng, lambda fh: fh["layer3"].pop("pointwise_conv")).read_bytes()
+    with LoopbackServer() as served:
+        monkeypatch.setenv(hub.MIRROR_ENV, served.base)
+        served.files["/yamnet.h5"] = Served(bad)
+        with pytest.raises(DownloadError, match="layer 'layer3/pointwise_conv' is missing"):
+            hub.locate("yamnet", progress=False)
+        assert not (hub.cache_dir() / "yamnet.h5").exists()
+        served.files["/yamnet.h5"] = Served(good)
+        assert hub.locate("yamnet", progress=False).read_bytes() == good
+    assert hub.status("yamnet").state == "verified"
+    backend = load_backend("yamnet", offline=True)
+    result = backend.tag_waveform(np.zeros(16000, np.float32), 16000)
+    assert result.probs.shape == (1, 521) and result.meta["backend"] == "yamnet"
