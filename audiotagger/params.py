@@ -30,7 +30,7 @@ DEFAULT_TOP_K = 5
 """Most classes shown per second."""
 TAG_BATCH_SIZE = 1024
 """Context windows per classifier call when tagging."""
-OUTPUT_FORMATS = ("srt", "vtt", "tsv", "csv", "json", "npz", "txt", "png", "mp4")
+OUTPUT_FORMATS = ("srt", "vtt", "tsv", "csv", "json", "npz", "txt", "png", "mp4", "html")
 """Every ``tag -f`` choice, in the order ``all`` writes them."""
 DEFAULT_OUTPUT_FORMATS = ("srt", "npz")
 """Written when ``-f`` is not given: the subtitles and the probability matrix (to re-render the rest)."""

@@ -33,7 +33,7 @@ from .common import (
 def add_parser(sub) -> None:
     """Register the ``tag`` subcommand."""
     p = sub.add_parser(
-        "tag", help="tag sound events in audio/video files (SRT, VTT, TSV, CSV, JSON, NPZ, TXT, PNG, MP4)",
+        "tag", help="tag sound events in audio/video files (SRT, VTT, TSV, CSV, JSON, NPZ, TXT, PNG, MP4, HTML)",
         description="Tag the AudioSet sound events heard in each second of audio or video files and write "
                     "subtitles, tables, the probability matrix, plots or a subtitled copy of a video.",
         epilog="Display options (--threshold ... --per-second) not given on the command line take, with "
@@ -45,7 +45,8 @@ def add_parser(sub) -> None:
                    metavar="FORMATS",
                    help=f"comma-separated output formats from {', '.join(OUTPUT_FORMATS)}, or all (default: "
                         f"{','.join(DEFAULT_OUTPUT_FORMATS)}); "
-                        "mp4 writes <stem>.tagged.mp4")
+                        "mp4 writes <stem>.tagged.mp4; html an interactive page (and index.html for "
+                        "several inputs)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'; "
@@ -97,6 +98,8 @@ def add_parser(sub) -> None:
     d.add_argument("--per-second", action="store_true", default=None,
                    help="one cue per second like the original (default: merge identical neighbours)")
     d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
+    d.add_argument("--embed-media", "--embed_media", dest="embed_media", action="store_true",
+                   help="html: embed a compressed audio track in the page instead of linking to the media")
     b = p.add_argument_group("inputs and outputs")
     b.add_argument("--from-probs", action="append", default=None, metavar="NPZ",
                    help="re-render from a probability matrix saved with -f npz (no model is run)")
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(result, BaseException):
                 raise result
         sel = Selection(result, sel_options)
-        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source)
+        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source, embed_media=args.embed_media)
         if not args.quiet:
             from tqdm.auto import tqdm
 
@@ -213,4 +216,8 @@ def run(args: argparse.Namespace) -> int:
                                       sample_duration=args.sample_duration, hop_duration=args.hop_duration,
                                       compat_truncate=args.compat_truncate, progress=not args.quiet)
         report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
+        if "html" in formats and len(items) > 1:
+            from ..tag.report import write_index
+
+            write_index(args.output_dir)
     return report.exit_code

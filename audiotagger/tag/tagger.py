@@ -485,7 +485,7 @@ def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[
 
 
 def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = False, burn: bool = False,
-                  source: str | os.PathLike | None = None) -> list[Path]:
+                  source: str | os.PathLike | None = None, embed_media: bool = False) -> list[Path]:
     """Write every requested format of one selection.
 
     Parameters
@@ -499,7 +499,9 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
     burn : bool
         ``mp4``: draw the tags onto the frames instead of adding a subtitle track.
     source : path-like, optional
-        The media file (for ``png`` and ``mp4``); default ``sel.result.source``.
+        The media file (for ``png``, ``mp4`` and ``html``); default ``sel.result.source``.
+    embed_media : bool
+        ``html``: embed a compressed audio track instead of linking to the media.
 
     Returns
     -------
@@ -515,7 +517,8 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
         if path.exists() and not overwrite:
             continue
         try:
-            written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn))
+            written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn,
+                                                 embed_media=embed_media, outputs=paths))
         except AudioError as exc:
             from .video import NoVideoStreamError
 
@@ -533,7 +536,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              top_k: int | None = None, show_music_speech: bool | None = None,
              exclude: Iterable[str] | None = None,
              compat: bool | None = None, smooth: int | None = None, per_second: bool | None = None,
-             burn: bool = False, overwrite: bool = False, from_probs: bool = False,
+             burn: bool = False, embed_media: bool = False, overwrite: bool = False, from_probs: bool = False,
              sample_duration: float | None = None, hop_duration: float | None = None,
              compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
              tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
@@ -564,6 +567,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         the ``.npz`` with ``from_probs``, else the default.
     burn : bool
         ``mp4``: draw the tags on the frames (re-encodes the video).
+    embed_media : bool
+        ``html``: embed a compressed audio track in the page instead of linking to the media.
     overwrite : bool
         Replace existing outputs (otherwise they are kept).
     from_probs : bool
@@ -599,7 +604,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     if output_dir is not None:
         paths = {fmt: p for fmt, p in output_paths(Path(path), output_dir, fmts).items()
                  if p.resolve() != Path(path).resolve()}      # never replace the input itself
-        write_outputs(Selection(result, options), paths, overwrite=overwrite, burn=burn, source=source)
+        write_outputs(Selection(result, options), paths, overwrite=overwrite, burn=burn, source=source,
+                      embed_media=embed_media)
     return result
 
 
