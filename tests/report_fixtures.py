@@ -67,8 +67,7 @@ class PageLog:
 
 
 @contextmanager
-def open_page(browser, path: Path, *, ready: str = "window.audiotaggerReport && window.audiotaggerReport.ready",
-              viewport=(1280, 1600)):
+def open_page(browser, path: Path, *, ready: str = "window.audiotaggerReport?.ready", viewport=(1280, 1600)):
     """Open ``path`` from disk in a fresh context; yield ``(page, log)`` once ``ready`` is true."""
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     log = PageLog()
@@ -103,8 +102,8 @@ def wait_until(page, expression: str, timeout: float = 10.0) -> None:
         page.wait_for_timeout(50)
 
 
-def episodes_result(seconds: int, *, seed: int = 0, classes: dict[str, list[tuple[float, float, float]]] | None = None,
-                    active: int = 100, source: str = "synthetic.wav"):
+def episodes_result(seconds: int, *, seed: int = 0, classes: dict | None = None, active: int = 100,
+                    source: str = "synthetic.wav"):
     """A realistic-looking synthetic :class:`TagResult`, one step per second.
 
     Every class has a noisy background around its own level (log-uniform from 1e-5 to 0.03, so about 74

@@ -32,7 +32,8 @@ pytestmark = pytest.mark.timeout(300)
 
 def rerender(npz, out, *flags) -> dict:
     """``audiotagger tag --from-probs NPZ -f tsv`` with ``flags``; returns the TSV's events."""
-    assert main(["tag", "--from-probs", str(npz), "-f", "tsv", "-o", str(out), "-q", "--overwrite", *flags]) == 0
+    assert main(["tag", "--from-probs", str(npz), "-f", "tsv", "-o", str(out), "-q", "--overwrite",
+                 *flags]) == 0
     return tsv_events(out / (npz.stem + ".tsv"))
 
 
@@ -53,7 +54,8 @@ def video_run(tag_models, tmp_path_factory):  # noqa: F811
     """The shared video tagged end to end with ``-f html,tsv,npz,srt`` (a real run, real ffmpeg)."""
     video = shared_file("video", "big_buck_bunny_60s.mp4")
     out = tmp_path_factory.mktemp("video-report")
-    assert main(["tag", str(video), "-o", str(out), "-f", "html,tsv,npz,srt", "-q", *model_args(tag_models)]) == 0
+    assert main(["tag", str(video), "-o", str(out), "-f", "html,tsv,npz,srt", "-q",
+                 *model_args(tag_models)]) == 0
     return video, out
 
 
@@ -102,8 +104,8 @@ def test_video_page_plays_seeks_and_reselects_like_tag(browser, video_run, tmp_p
             mid = (first["start"] + first["end"]) / 2
             page.mouse.click(page.evaluate(f"audiotaggerReport.clientX('lanes', {mid})"),
                              lbox["y"] + 20 + lane * 15 + 6)
-            wait_until(page, f"Math.abs(document.querySelector('video').currentTime - {first['start']}) < 0.3",
-                       timeout=5)
+            at = first["start"]
+            wait_until(page, f"Math.abs(document.querySelector('video').currentTime - {at}) < 0.3", timeout=5)
 
         # the threshold slider re-selects what `tag --threshold T` writes, at several values
         visible = np.delete(probs, [0, 137], axis=1)                       # Speech and Music are hidden
@@ -230,3 +232,21 @@ def test_index_filter_finds_the_files_where_a_class_is_shown(browser, tmp_path):
         assert {"dog_park.html", "dog_park.srt"} <= set(hrefs)
         assert all((out / h).is_file() for h in hrefs)
         assert not log.problems(), log.problems()
+
+
+def test_embedded_audio_plays_and_seeks_without_the_media(browser, video_run, tmp_path):  # noqa: F811
+    _video, out = video_run
+    assert main(["tag", "--from-probs", str(out / "big_buck_bunny_60s.npz"), "-f", "html", "--embed-media",
+                 "-o", str(tmp_path), "-q"]) == 0
+    page_path = tmp_path / "big_buck_bunny_60s.html"
+    assert page_path.stat().st_size < (out / "big_buck_bunny_60s.html").stat().st_size + 300_000
+    with open_page(browser, page_path) as (page, log):
+        assert page.evaluate("document.querySelector('video')") is None
+        wait_until(page, "document.querySelector('audio').readyState >= 1", timeout=10)
+        assert page.evaluate("document.querySelector('audio').duration") == pytest.approx(60.1, abs=0.2)
+        box = page.locator("#heat").bounding_box()
+        page.mouse.click(page.evaluate("audiotaggerReport.clientX('heat', 30)"), box["y"] + 30)
+        wait_until(page, "Math.abs(document.querySelector('audio').currentTime - 30) < 0.5", timeout=5)
+        assert not log.problems(), log.problems()
+        assert [u.rsplit("/", 1)[-1] for u in log.requests if not u.startswith("data:")] == [
+            "big_buck_bunny_60s.html"]

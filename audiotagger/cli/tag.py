@@ -33,7 +33,8 @@ from .common import (
 def add_parser(sub) -> None:
     """Register the ``tag`` subcommand."""
     p = sub.add_parser(
-        "tag", help="tag sound events in audio/video files (SRT, VTT, TSV, CSV, JSON, NPZ, TXT, PNG, MP4, HTML)",
+        "tag",
+        help="tag sound events in audio/video files (SRT, VTT, TSV, CSV, JSON, NPZ, TXT, PNG, MP4, HTML)",
         description="Tag the AudioSet sound events heard in each second of audio or video files and write "
                     "subtitles, tables, the probability matrix, plots or a subtitled copy of a video.",
         epilog="Display options (--threshold ... --per-second) not given on the command line take, with "
@@ -196,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(result, BaseException):
                 raise result
         sel = Selection(result, sel_options)
-        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source, embed_media=args.embed_media)
+        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source,
+                      embed_media=args.embed_media)
         if not args.quiet:
             from tqdm.auto import tqdm
 

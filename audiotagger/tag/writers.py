@@ -269,8 +269,9 @@ class WriteHTML(ResultWriter):
         """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link)."""
         from .report import write_page
 
-        return write_page(sel, path, media=context.get("source"), embed_media=bool(context.get("embed_media")),
-                          outputs=context.get("outputs"), overwrite=overwrite)
+        return write_page(sel, path, media=context.get("source"),
+                          embed_media=bool(context.get("embed_media")), outputs=context.get("outputs"),
+                          overwrite=overwrite)
 
 
 _WRITERS: dict[str, type[ResultWriter]] = {

@@ -46,8 +46,10 @@ def floor_of(run_threshold: float) -> float:
 
 
 def q_threshold(t: float) -> int:
-    """Smallest stored level that counts as ``p >= t`` (the page computes the same in JavaScript:
-    ``Math.ceil(Math.fround(t) * QUANT_LEVELS) + 1``)."""
+    """Smallest stored level that counts as ``p >= t``.
+
+    The page computes the same in JavaScript: ``Math.ceil(Math.fround(t) * QUANT_LEVELS) + 1``.
+    """
     return int(math.ceil(float(np.float32(t)) * QUANT_LEVELS)) + 1
 
 

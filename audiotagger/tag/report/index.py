@@ -17,7 +17,8 @@ from .page import asset, escape, fill, read_index_entry, script_json
 from .params import INDEX_NAME
 
 
-def collect_entries(folder: str | os.PathLike, pages: Iterable[str | os.PathLike] | None = None) -> list[dict]:
+def collect_entries(folder: str | os.PathLike,
+                    pages: Iterable[str | os.PathLike] | None = None) -> list[dict]:
     """Read the summary block of every page under ``folder`` (or of ``pages``), sorted by path.
 
     Each entry gets ``href`` (the page, relative to ``folder``) and ``dir`` (its sub-folder) added, and
@@ -37,7 +38,8 @@ def collect_entries(folder: str | os.PathLike, pages: Iterable[str | os.PathLike
         base = "" if prefix == "." else prefix + "/"
         entry["href"] = quote(rel.as_posix())
         entry["dir"] = "" if prefix == "." else prefix
-        entry["outputs"] = [{"format": o["format"], "href": base + o["href"]} for o in entry.get("outputs", [])]
+        entry["outputs"] = [{"format": o["format"], "href": base + o["href"]}
+                            for o in entry.get("outputs", [])]
         entries.append(entry)
     return entries
 
@@ -67,5 +69,6 @@ def write_index(folder: str | os.PathLike, pages: Iterable[str | os.PathLike] | 
     """
     folder = Path(folder)
     entries = collect_entries(folder, pages)
-    title = f"{folder.resolve().name or folder.resolve()} · {len(entries)} file{'s' if len(entries) != 1 else ''}"
+    count = f"{len(entries)} file{'s' if len(entries) != 1 else ''}"
+    title = f"{folder.resolve().name or folder.resolve()} · {count}"
     return atomic_write_text(folder / INDEX_NAME, render_index(entries, title), overwrite=overwrite)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -48,10 +49,12 @@ def embedded_audio(media: str | os.PathLike) -> tuple[str, str]:
     from ...audio import ffmpeg_exe
 
     codec, bitrate, container, mime = EMBED_CODEC
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(media), "-vn", "-sn",
-           "-dn", "-ac", "1", "-c:a", codec, "-b:a", bitrate, "-f", container, "-"]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    if proc.returncode != 0 or not proc.stdout:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise AudioError(f"{media}: cannot embed its audio ({lines[-1] if lines else 'ffmpeg failed'})")
-    return mime, base64.b64encode(proc.stdout).decode("ascii")
+    with tempfile.TemporaryDirectory(prefix="audiotagger-embed-") as tmp:
+        track = Path(tmp) / f"track.{container}"    # a seekable file, so the muxer writes duration and cues
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(media), "-vn", "-sn",
+               "-dn", "-ac", "1", "-c:a", codec, "-b:a", bitrate, "-f", container, str(track)]
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        if proc.returncode != 0 or not track.is_file() or not track.stat().st_size:
+            lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise AudioError(f"{media}: cannot embed its audio ({lines[-1] if lines else 'ffmpeg failed'})")
+        return mime, base64.b64encode(track.read_bytes()).decode("ascii")
