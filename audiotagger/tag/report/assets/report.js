@@ -248,9 +248,12 @@
   function label(ctx, text, y, h) {
     ctx.fillStyle = "#1d2330"; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right";
     ctx.textBaseline = "middle";
-    var s = text;
-    while (s.length > 3 && ctx.measureText(s).width > LABEL_W - 8) s = s.slice(0, -2);
-    ctx.fillText(s === text ? s : s + "…", LABEL_W - 6, y + h / 2);
+    var s = text, max = LABEL_W - 10;
+    if (ctx.measureText(s).width > max) {
+      while (s.length > 1 && ctx.measureText(s + "…").width > max) s = s.slice(0, -1);
+      s = s.trim() + "…";
+    }
+    ctx.fillText(s, LABEL_W - 6, y + h / 2);
   }
 
   // ---------------------------------------------------------------- heatmap
@@ -313,14 +316,14 @@
     var byLane = new Map();
     lanes.forEach(function (c, k) { byLane.set(c, k); });
     sel.laneOf = byLane;
-    $("event-count").textContent = sel.events.length + " events of " + sel.shown.size + " classes" +
+    $("event-count").textContent = sel.events.length + " runs of " + sel.shown.size + " classes (as in the TSV)" +
       (list.length > lanes.length ? " (first " + lanes.length + " lanes drawn)" : "") +
       (term ? ", matching “" + state.search.trim() + "”" : "");
   }
 
   function drawLanes() {
     var canvas = $("lanes"), h = AXIS_H + Math.max(lanes.length, 1) * (LANE_H + LANE_GAP) + 2;
-    var ctx = sizeCanvas(canvas, h), w = plotWidth(canvas), span = state.v1 - state.v0;
+    var ctx = sizeCanvas(canvas, h), w = plotWidth(canvas);
     ctx.clearRect(0, 0, canvas.clientWidth, h);
     drawAxis(ctx, canvas, 0);
     if (!lanes.length) { label(ctx, "no tags shown", AXIS_H, LANE_H); return; }
@@ -338,7 +341,6 @@
       ctx.fillStyle = colour(e.score);
       ctx.fillRect(x0, AXIS_H + k * (LANE_H + LANE_GAP), Math.max(x1 - x0, minW), LANE_H);
     });
-    void span;
   }
 
   function eventAt(canvas, clientX, clientY) {
