@@ -127,10 +127,11 @@ def main() -> None:
         wall = statistics.median(x["wall"] for x in case["runs"])
         resel = statistics.median(x["reselect"] for x in case["runs"])
         problems = sum(len(x["problems"]) for x in case["runs"])
-        rows.append((case["label"], f"{case['steps']:,}", f"{case['size'] / 1e6:.2f} MB", f"{case['write']:.2f} s",
-                     f"{ready:.0f} ms", f"{wall:.0f} ms", f"{resel:.0f} ms", f"{ready / 2000:.2f}",
-                     str(problems)))
-    print(f"Chromium {version}, median of {args.repeats} loads each (shared machine: other jobs were running)")
+        rows.append((case["label"], f"{case['steps']:,}", f"{case['size'] / 1e6:.2f} MB",
+                     f"{case['write']:.2f} s", f"{ready:.0f} ms", f"{wall:.0f} ms", f"{resel:.0f} ms",
+                     f"{ready / 2000:.2f}", str(problems)))
+    print(f"Chromium {version}, median of {args.repeats} loads each "
+          "(shared machine: other jobs were running)")
     print_table(("page", "steps", "size", "write", "ready", "load (wall)", "re-select", "ready / 2 s",
                  "console errors + requests"), rows)
     if args.screenshot:

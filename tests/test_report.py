@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from audiotagger.cli import main
+from audiotagger.errors import AudioTaggerWarning
 from audiotagger.tag import DisplayOptions, Selection
 from audiotagger.tag.report import read_index_entry, write_index, write_page
 from audiotagger.tag.report.encode import pack_probs, q_threshold, threshold_grid
@@ -122,7 +123,8 @@ def test_embed_media_puts_a_small_audio_track_in_the_page(small_result, tmp_path
 
 def test_missing_media_gives_a_page_without_player_source(tmp_path):
     result = episodes_result(20, seed=1, active=3, source=str(tmp_path / "gone.mp4"))
-    page = write_page(Selection(result, DisplayOptions()), tmp_path / "gone.html")
+    with pytest.warns(AudioTaggerWarning, match="gone.mp4: media not found"):
+        page = write_page(Selection(result, DisplayOptions()), tmp_path / "gone.html")
     meta, _ = page_arrays(page.read_text(encoding="utf-8"))
     assert meta["media"] == {"name": "gone.mp4", "kind": "video", "href": None, "embedded": False,
                              "found": False}
@@ -165,3 +167,16 @@ def test_html_is_part_of_all_and_needs_no_model(tmp_path):
     meta, _ = page_arrays((tmp_path / "x.html").read_text(encoding="utf-8"))
     assert meta["options"]["show_music_speech"] is True and meta["options"]["top_k"] == 3
     assert meta["options"]["exclude"] == [meta["names"].index("Dog")]
+
+
+def test_index_of_a_recursive_run_links_into_sub_folders(tmp_path):
+    out = tmp_path / "out"
+    for rel in ("x/a", "x/y/b", "c"):
+        res = episodes_result(10, seed=len(rel), active=2, source=f"{rel.rsplit('/', 1)[-1]}.wav")
+        path = out / f"{rel}.html"
+        write_outputs(Selection(res, DisplayOptions()), {"html": path, "srt": path.with_suffix(".srt")})
+    files = json.loads(block(write_index(out).read_text(encoding="utf-8"), "at-files"))
+    assert [(f["href"], f["dir"]) for f in files] == [("c.html", ""), ("x/a.html", "x"),
+                                                      ("x/y/b.html", "x/y")]
+    assert files[2]["outputs"] == [{"format": "srt", "href": "x/y/b.srt"}]
+    assert all((out / f["outputs"][0]["href"]).is_file() for f in files)

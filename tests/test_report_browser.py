@@ -250,3 +250,21 @@ def test_embedded_audio_plays_and_seeks_without_the_media(browser, video_run, tm
         assert not log.problems(), log.problems()
         assert [u.rsplit("/", 1)[-1] for u in log.requests if not u.startswith("data:")] == [
             "big_buck_bunny_60s.html"]
+
+
+@pytest.mark.parametrize("flags", [("--per-second", "--threshold", "0.3"), ("--smooth", "3", "--top-k", "3"),
+                                   ("--compat",), ("--exclude", "Animal", "--show-music-speech")],
+                         ids=["per-second", "smooth", "compat", "exclude"])
+def test_run_options_are_reproduced_and_compat_toggles(browser, video_run, tmp_path, flags):  # noqa: F811
+    _video, out = video_run
+    npz = out / "big_buck_bunny_60s.npz"
+    assert main(["tag", "--from-probs", str(npz), "-f", "html,tsv", "-o", str(tmp_path), "-q", *flags]) == 0
+    with open_page(browser, tmp_path / "big_buck_bunny_60s.html") as (page, log):
+        assert_same_events(page_events(page), tsv_events(tmp_path / "big_buck_bunny_60s.tsv"))
+        if "--compat" not in flags:
+            page.check("#compat")                  # the original rule, live
+            assert_same_events(page_events(page), rerender(npz, tmp_path / "c", *flags, "--compat"))
+        else:
+            set_slider(page, 0.6)
+            assert_same_events(page_events(page), rerender(npz, tmp_path / "c", *flags, "--threshold", "0.6"))
+        assert not log.problems(), log.problems()

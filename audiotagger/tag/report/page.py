@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import warnings
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import AudioTaggerWarning
 from ...fileio import atomic_write_text
 from ...labels import load_labels
 from ...params import MUSIC_MID, SILENCE_MID, SPEECH_MID
@@ -130,6 +132,9 @@ def page_data(sel: Selection, page: Path, *, media: str | os.PathLike | None = N
         media_info.update(kind="audio", embedded=True, mime=mime)
     elif media_path.is_file():
         media_info["href"] = media_link(media_path, page)
+    else:
+        warnings.warn(f"{media_path}: media not found, so {page.name} has no player (it offers to pick the "
+                      "file)", AudioTaggerWarning, stacklevel=2)
     siblings = sibling_outputs(page, outputs)
     settings = {"source": res.source, "hop": res.hop, "window": res.window, "duration": res.duration,
                 **{k: v for k, v in res.meta.items() if k != "path"}}
