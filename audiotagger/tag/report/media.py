@@ -52,7 +52,8 @@ def embedded_audio(media: str | os.PathLike) -> tuple[str, str]:
     with tempfile.TemporaryDirectory(prefix="audiotagger-embed-") as tmp:
         track = Path(tmp) / f"track.{container}"    # a seekable file, so the muxer writes duration and cues
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(media), "-vn", "-sn",
-               "-dn", "-ac", "1", "-c:a", codec, "-b:a", bitrate, "-f", container, str(track)]
+               "-dn", "-ac", "1", "-c:a", codec, "-b:a", bitrate, "-vbr", "constrained", "-f", container,
+               str(track)]
         proc = subprocess.run(cmd, capture_output=True, check=False)
         if proc.returncode != 0 or not track.is_file() or not track.stat().st_size:
             lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()

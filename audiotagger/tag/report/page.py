@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import warnings
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -21,8 +22,8 @@ import numpy as np
 from ...errors import AudioTaggerWarning
 from ...fileio import atomic_write_text
 from ...labels import load_labels
-from ...params import MUSIC_MID, SILENCE_MID, SPEECH_MID
-from ..select import Selection
+from ...params import SILENCE_MID
+from ..select import Selection, hidden_classes
 from .encode import pack_blob, pack_probs
 from .media import embedded_audio, media_kind, media_link
 from .params import HEATMAP_ROWS, MAX_TOP_K, PAGE_FORMAT, QUANT_LEVELS, THRESHOLD_STEP
@@ -112,7 +113,6 @@ def page_data(sel: Selection, page: Path, *, media: str | os.PathLike | None = N
         Other outputs of the run for this input (linked from the page).
     """
     res, opts = sel.result, sel.options
-    labels = load_labels()
     packed = pack_probs(sel.probs, opts.threshold)
     n, m = res.num_steps, len(packed["classes"])
     means = (sel.probs.mean(axis=0, dtype=np.float64) if n else np.zeros(sel.probs.shape[1]))
@@ -144,9 +144,11 @@ def page_data(sel: Selection, page: Path, *, media: str | os.PathLike | None = N
         "name": Path(res.source).name,
         "duration": res.duration, "hop": res.hop, "n": n, "m": m, "end": max(end, res.duration),
         "settings": json.loads(json.dumps(settings, default=str)),
-        "options": {**opts.to_dict(), "exclude": sorted({labels.index(k) for k in opts.exclude})},
-        "speech_music": [labels.index(SPEECH_MID), labels.index(MUSIC_MID)],
-        "silence": labels.index(SILENCE_MID),
+        # hidden classes exactly as select.py resolves them: the --exclude ones, and the Speech/Music pair
+        "options": {**opts.to_dict(),
+                    "exclude": hidden_classes(replace(opts, show_music_speech=True)).tolist()},
+        "speech_music": hidden_classes(replace(opts, show_music_speech=False, exclude=())).tolist(),
+        "silence": load_labels().index(SILENCE_MID),
         "names": list(res.names), "mids": list(res.mids),
         "classes": packed["classes"].tolist(),
         "floor": packed["floor"], "step": THRESHOLD_STEP, "levels": QUANT_LEVELS,

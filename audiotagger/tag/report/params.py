@@ -23,7 +23,8 @@ MAX_TOP_K = 20
 """Largest top-k the page's control offers (and at least the run's own)."""
 
 EMBED_CODEC = ("libopus", "24k", "webm", "audio/webm")
-"""``--embed-media``: encoder, bitrate, container and MIME type of the embedded audio track (mono)."""
+"""``--embed-media``: encoder, bitrate (constrained VBR), container and MIME type of the embedded audio
+track (mono): about 200 kB per minute, 270 kB as base64 in the page."""
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".mov", ".ogv", ".avi"})
 """Media shown in a ``<video>`` element (everything else gets an ``<audio>`` player)."""

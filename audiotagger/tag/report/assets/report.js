@@ -241,7 +241,9 @@
     for (var t = Math.ceil(state.v0 / step) * step; t <= state.v1 + 1e-9; t += step) {
       var x = xOf(canvas, t);
       ctx.beginPath(); ctx.moveTo(x + 0.5, y0 + 12); ctx.lineTo(x + 0.5, y0 + AXIS_H); ctx.stroke();
-      ctx.fillText(fmtTime(t, step < 1 ? 1 : 0), Math.min(Math.max(x, LABEL_W + 20), LABEL_W + w - 20), y0);
+      var text = fmtTime(t, step < 1 ? 1 : 0), half = ctx.measureText(text).width / 2;
+      ctx.textAlign = x - half < LABEL_W + 2 ? "left" : x + half > LABEL_W + w ? "right" : "center";
+      ctx.fillText(text, ctx.textAlign === "left" ? LABEL_W + 2 : ctx.textAlign === "right" ? LABEL_W + w : x, y0);
     }
   }
 
