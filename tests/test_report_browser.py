@@ -15,6 +15,7 @@ import pytest
 
 from audiotagger.cli import main
 from audiotagger.tag import DisplayOptions, Selection
+from audiotagger.tag.tagger import write_outputs
 from tests.conftest import shared_file
 from tests.report_fixtures import (
     assert_same_events,
@@ -267,4 +268,53 @@ def test_run_options_are_reproduced_and_compat_toggles(browser, video_run, tmp_p
         else:
             set_slider(page, 0.6)
             assert_same_events(page_events(page), rerender(npz, tmp_path / "c", *flags, "--threshold", "0.6"))
+        assert not log.problems(), log.problems()
+
+
+def stressed_result(seconds: int = 300):
+    """A synthetic result with the cases that break a careless port: values exactly on and one float32 step
+    either side of slider thresholds, exact ties (stable order by class), values closer than a storage
+    level, Silence among the best (the --compat rule), and runs broken by single steps."""
+    result = episodes_result(seconds, seed=11, active=60, classes={"Silence": [(100, 160, 0.6)]})
+    p = result.probs
+    rng = np.random.default_rng(11)
+    for c, t in ((300, 0.3), (301, 0.5), (302, 0.25)):
+        at = np.float32(t)
+        p[:, c] = rng.choice([at, np.nextafter(at, np.float32(0)), np.nextafter(at, np.float32(1)), 0.01],
+                             size=p.shape[0])
+    p[:, 310] = p[:, 311] = rng.choice([np.float32(0.4), np.float32(0.7)], size=p.shape[0])   # exact ties
+    p[:, 312] = np.nextafter(p[:, 313], np.float32(1))            # closer than one level
+    p[::7, 314] = 0.9                                             # every 7th step only
+    return result
+
+
+def test_page_selection_equals_select_py_over_a_sweep_of_options(browser, tmp_path):  # noqa: F811
+    result = stressed_result()
+    page_path = write_outputs(Selection(result, DisplayOptions()), {"html": tmp_path / "stress.html"})[0]
+    thresholds = (0.01, 0.25, 0.3, 0.5, 0.9)
+    combos = [(t, k, ms, False) for t in thresholds for k in (1, 5, 20) for ms in (False, True)] + [
+        (t, 5, ms, True) for t in thresholds for ms in (False, True)]
+    with open_page(browser, page_path) as (page, log):
+        for t, k, ms, compat in combos:
+            page.evaluate("([t, k, ms, compat]) => { const s = audiotaggerReport.state; s.threshold = t; "
+                          "s.topK = k; s.showMS = ms; s.compat = compat; audiotaggerReport.refresh(); }",
+                          [t, k, ms, compat])
+            sel = Selection(result, DisplayOptions(threshold=t, top_k=k, show_music_speech=ms, compat=compat))
+            expected = sorted((int(round(e.start * 1000)), int(round(e.end * 1000)), result.names[e.cls],
+                               e.score) for e in sel.events())
+            assert_same_events(page_events(page), expected)
+            summary = page.evaluate("audiotaggerReport.summary()")
+            assert [(s["label"], s["score"]) for s in summary] == [
+                (result.names[c], pytest.approx(score, abs=1e-12)) for c, score, _ in sel.summary()]
+        assert not log.problems(), log.problems()
+
+
+def test_one_step_page(browser, tmp_path):  # noqa: F811
+    result = episodes_result(1, seed=2, active=0, classes={"Dog": [(0, 1, 0.9)]})
+    page_path = write_outputs(Selection(result, DisplayOptions()), {"html": tmp_path / "one.html"})[0]
+    with open_page(browser, page_path) as (page, log):
+        assert page.evaluate("audiotaggerReport.events()")[0]["label"] == "Dog"
+        box = page.locator("#heat").bounding_box()
+        page.mouse.click(page.evaluate("audiotaggerReport.clientX('heat', 0.5)"), box["y"] + 30)
+        assert page.evaluate("audiotaggerReport.state.time") == pytest.approx(0.5, abs=0.05)
         assert not log.problems(), log.problems()

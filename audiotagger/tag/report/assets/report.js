@@ -627,6 +627,7 @@
   R.setView = setView;
   R.view = function () { return [state.v0, state.v1]; };
   R.seek = seek;
+  R.refresh = function () { refresh(true); };
 
   async function main() {
     tip = $("tip");
