@@ -23,7 +23,7 @@ from ...errors import AudioTaggerWarning
 from ...fileio import atomic_write_text
 from ...labels import load_labels
 from ...params import SILENCE_MID
-from ..select import Selection, hidden_classes
+from ..select import PER_SECOND_START_OFFSET, Selection, hidden_classes
 from .encode import pack_blob, pack_probs
 from .media import embedded_audio, media_kind, media_link
 from .params import HEATMAP_ROWS, MAX_TOP_K, PAGE_FORMAT, QUANT_LEVELS, THRESHOLD_STEP
@@ -56,11 +56,24 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 
 def shown_seconds(sel: Selection) -> dict[int, float]:
-    """Seconds each class is shown (sum of its events' lengths) under the selection's options."""
-    out: dict[int, float] = {}
-    for e in sel.events():
-        out[e.cls] = out.get(e.cls, 0.0) + (e.end - e.start)
-    return out
+    """Seconds each class is shown under the selection's options (the summed length of its steps).
+
+    Returns
+    -------
+    dict of int to float
+        Class index to seconds, for every class shown at least once.
+    """
+    res, chosen = sel.result, sel.chosen
+    if not res.num_steps:
+        return {}
+    mask = np.zeros((res.num_steps, res.probs.shape[1]), dtype=bool)
+    rows, cols = np.nonzero(chosen >= 0)
+    mask[rows, chosen[rows, cols]] = True
+    lengths = res.ends - res.times
+    if sel.options.per_second:
+        lengths = lengths - PER_SECOND_START_OFFSET
+    seconds = lengths @ mask
+    return {int(c): float(seconds[c]) for c in np.flatnonzero(mask.any(axis=0))}
 
 
 def index_entry(sel: Selection, page: Path, outputs: dict[str, Path]) -> dict[str, Any]:
