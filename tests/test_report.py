@@ -22,6 +22,8 @@ from audiotagger.tag.report.params import QUANT_LEVELS
 from audiotagger.tag.tagger import write_outputs
 from tests.report_fixtures import episodes_result
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*media not found:audiotagger.errors.AudioTaggerWarning")
+
 
 def block(html: str, block_id: str) -> str:
     m = re.search(rf'<script type="[^"]+" id="{block_id}">(.*?)</script>', html, flags=re.S)

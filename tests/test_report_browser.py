@@ -28,7 +28,8 @@ from tests.report_fixtures import (
 )
 from tests.test_tag_e2e import model_args, tag_models  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300),
+              pytest.mark.filterwarnings("ignore:.*media not found:audiotagger.errors.AudioTaggerWarning")]
 
 
 def rerender(npz, out, *flags) -> dict:

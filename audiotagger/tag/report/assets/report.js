@@ -34,8 +34,13 @@
 
   // ---------------------------------------------------------------- data
   function inflate(b64) {
-    var bin = atob(b64), u8 = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+    var u8;
+    if (typeof Uint8Array.fromBase64 === "function") u8 = Uint8Array.fromBase64(b64);
+    else {
+      var bin = atob(b64);
+      u8 = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+    }
     var stream = new Blob([u8]).stream().pipeThrough(new DecompressionStream("deflate"));
     return new Response(stream).arrayBuffer();
   }
@@ -48,12 +53,16 @@
       var e = times[i] + meta.hop;
       ends[i] = meta.duration > times[i] ? Math.min(e, meta.duration) : e;
     }
-    Qr = new Uint16Array(n * m);    // step-major copy of the class-major levels
+    var Q = D.q, B = 64;            // stored class-major (deflates better); selection reads step-major
+    Qr = new Uint16Array(n * m);
     peak = new Uint16Array(m);
-    for (var j = 0; j < m; j++) {
-      var base = j * n, pk = 0;
-      for (var s = 0; s < n; s++) { var q = D.q[base + s]; Qr[s * m + j] = q; if (q > pk) pk = q; }
-      peak[j] = pk;
+    for (var s0 = 0; s0 < n; s0 += B) {        // transpose in blocks of B steps (cache-friendly)
+      var s1 = Math.min(s0 + B, n);
+      for (var j = 0; j < m; j++) {
+        var base = j * n, pk = peak[j];
+        for (var s = s0; s < s1; s++) { var q = Q[base + s]; Qr[s * m + j] = q; if (q > pk) pk = q; }
+        peak[j] = pk;
+      }
     }
     for (var k = 0; k < D.tie_rows.length; k++) ties.set(D.tie_rows[k] * m + D.tie_cols[k], D.tie_values[k]);
   }
@@ -190,10 +199,9 @@
     }
     return lut;
   }
-  function colour(p) {
-    var i = Math.max(0, Math.min(255, Math.round(p * 255)));
-    return "rgb(" + LUT[3 * i] + "," + LUT[3 * i + 1] + "," + LUT[3 * i + 2] + ")";
-  }
+  var CSS_COLOURS = [];
+  for (var ci = 0; ci < 256; ci++) CSS_COLOURS.push("rgb(" + LUT[3 * ci] + "," + LUT[3 * ci + 1] + "," + LUT[3 * ci + 2] + ")");
+  function colour(p) { return CSS_COLOURS[Math.max(0, Math.min(255, Math.round(p * 255)))]; }
 
   // ---------------------------------------------------------------- view geometry
   function stepAt(t) {          // last step starting at or before t (-1 if none)
@@ -569,10 +577,17 @@
   function drawAll() { drawHeat(); drawLanes(); updateHeads(); }
 
   function refresh(reselect) {
-    if (reselect) { selectClasses(); computeEvents(); computeSummary(); excludedChips(); }
-    chooseHeatRows(); chooseLanes(); drawSummary();
+    var t = [performance.now()];
+    if (reselect) {
+      selectClasses(); t.push(performance.now());
+      computeEvents(); t.push(performance.now());
+      computeSummary(); excludedChips();
+    }
+    chooseHeatRows(); chooseLanes(); drawSummary(); t.push(performance.now());
     $("threshold-out").textContent = state.threshold.toFixed(state.threshold * 100 % 1 ? 3 : 2);
-    drawAll();
+    drawHeat(); t.push(performance.now());
+    drawLanes(); updateHeads(); t.push(performance.now());
+    R.lastRefresh = t.slice(1).map(function (x, i) { return Math.round(x - t[i]); });
   }
 
   function controls() {
@@ -628,14 +643,21 @@
   R.view = function () { return [state.v0, state.v1]; };
   R.seek = seek;
   R.refresh = function () { refresh(true); };
+  R.draw = drawAll;
 
   async function main() {
+    var T = R.timings = { start: performance.now() };
     tip = $("tip");
     drawHeader(); drawSettings(); buildPlayer();
-    unpack(await inflate(document.getElementById("at-data").textContent.trim()));
+    T.header = performance.now();
+    var buf = await inflate(document.getElementById("at-data").textContent.trim());
+    T.inflate = performance.now();
+    unpack(buf);
+    T.unpack = performance.now();
     controls();
     setView(0, end);
     refresh(true);
+    T.refresh = performance.now();
     R.ready = true;
     R.readyMs = performance.now();
     document.body.dataset.ready = "1";
