@@ -124,6 +124,16 @@ def page_data(sel: Selection, page: Path, *, media: str | os.PathLike | None = N
         Embed a compressed audio track instead of linking to the media.
     outputs : dict of format to path, optional
         Other outputs of the run for this input (linked from the page).
+
+    Returns
+    -------
+    header : dict
+        JSON-serialisable: names, settings, display options, media, links, and the ``layout`` of the blob.
+    data : str
+        Base64 of the deflated arrays: ``times`` float64 (n,), ``means`` float64 (C,), ``q`` uint16
+        (m * n, class-major), ``tie_rows``/``tie_cols`` int32 (e,), ``tie_values`` float32 (e,).
+    audio : str
+        Base64 of the embedded audio track, or ``""``.
     """
     res, opts = sel.result, sel.options
     packed = pack_probs(sel.probs, opts.threshold)
