@@ -15,7 +15,7 @@
   classes.forEach(function (c, j) { colOf[c] = j; });
   var end = meta.end;
 
-  var D = {}, Qr = null, peak = null, ties = new Map(), times = null, ends = null;
+  var D = {}, Q = null, peak = null, ties = new Map(), times = null, ends = null;
   var state = {
     threshold: meta.options.threshold, topK: meta.options.top_k, showMS: meta.options.show_music_speech,
     compat: meta.options.compat, perSecond: meta.options.per_second, exclude: meta.options.exclude.slice(),
@@ -53,22 +53,18 @@
       var e = times[i] + meta.hop;
       ends[i] = meta.duration > times[i] ? Math.min(e, meta.duration) : e;
     }
-    var Q = D.q, B = 64;            // stored class-major (deflates better); selection reads step-major
-    Qr = new Uint16Array(n * m);
+    Q = D.q;                        // class-major: Q[j * n + i] is candidate class j at step i
     peak = new Uint16Array(m);
-    for (var s0 = 0; s0 < n; s0 += B) {        // transpose in blocks of B steps (cache-friendly)
-      var s1 = Math.min(s0 + B, n);
-      for (var j = 0; j < m; j++) {
-        var base = j * n, pk = peak[j];
-        for (var s = s0; s < s1; s++) { var q = Q[base + s]; Qr[s * m + j] = q; if (q > pk) pk = q; }
-        peak[j] = pk;
-      }
+    for (var j = 0; j < m; j++) {
+      var base = j * n, pk = 0;
+      for (var s = 0; s < n; s++) if (Q[base + s] > pk) pk = Q[base + s];
+      peak[j] = pk;
     }
     for (var k = 0; k < D.tie_rows.length; k++) ties.set(D.tie_rows[k] * m + D.tie_cols[k], D.tie_values[k]);
   }
 
   function prob(i, j) {   // stored probability of candidate column j at step i
-    var q = Qr[i * m + j];
+    var q = Q[j * n + i];
     if (!q) return 0;
     var t = ties.get(i * m + j);
     return t === undefined ? (q - 1) / L : t;
@@ -84,36 +80,47 @@
   }
 
   function stepOrder(i, cols) {   // columns sorted like numpy's stable argsort of -p
-    var base = i * m;
+    var key = i * m;
     cols.sort(function (a, b) {
-      var d = Qr[base + b] - Qr[base + a];
+      var d = Q[b * n + i] - Q[a * n + i];
       if (d) return d;
-      var ta = ties.get(base + a), tb = ties.get(base + b);
+      var ta = ties.get(key + a), tb = ties.get(key + b);
       if (ta !== undefined && tb !== undefined && ta !== tb) return tb - ta;
       return a - b;
     });
     return cols;
   }
 
+  function buckets(minQ, skip) {  // per step, the columns with level >= minQ (ascending), class by class
+    var start = new Int32Array(n + 1), j, base, i;
+    for (j = 0; j < m; j++) {
+      if (skip && skip.has(classes[j])) continue;
+      for (base = j * n, i = 0; i < n; i++) if (Q[base + i] >= minQ) start[i + 1]++;
+    }
+    for (i = 0; i < n; i++) start[i + 1] += start[i];
+    var fill = start.slice(0, n), cols = new Int32Array(start[n]);
+    for (j = 0; j < m; j++) {
+      if (skip && skip.has(classes[j])) continue;
+      for (base = j * n, i = 0; i < n; i++) if (Q[base + i] >= minQ) cols[fill[i]++] = j;
+    }
+    return { start: start, cols: cols };
+  }
+
   function selectClasses() {      // select_classes: chosen class indices per step, best first, -1 padded
     var hidden = hiddenSet(), qt = qThreshold(state.threshold);
     var K = state.compat ? COMPAT_MAX : Math.min(state.topK, C);
-    var chosen = new Int32Array(n * K).fill(-1), cols = [];
+    var chosen = new Int32Array(n * K).fill(-1);
+    // default rule: the visible classes at or above the threshold; compat: every stored class (its best
+    // five are always stored) and how many reach the threshold
+    var b = state.compat ? buckets(1, null) : buckets(qt, hidden);
     for (var i = 0; i < n; i++) {
-      var base = i * m, out = i * K, k = 0;
-      cols.length = 0;
+      var out = i * K, k = 0, cols = Array.prototype.slice.call(b.cols, b.start[i], b.start[i + 1]);
+      stepOrder(i, cols);
       if (!state.compat) {
-        for (var j = 0; j < m; j++) if (Qr[base + j] >= qt && !hidden.has(classes[j])) cols.push(j);
-        stepOrder(i, cols);
         for (k = 0; k < cols.length && k < K; k++) chosen[out + k] = classes[cols[k]];
       } else {
         var above = 0;
-        for (var j2 = 0; j2 < m; j2++) {
-          var q = Qr[base + j2];
-          if (q) cols.push(j2);
-          if (q >= qt) above++;
-        }
-        stepOrder(i, cols);
+        for (k = 0; k < cols.length; k++) if (Q[cols[k] * n + i] >= qt) above++;
         var shown = Math.min(Math.max(above - 1, COMPAT_MIN), COMPAT_MAX), pick = [];
         for (k = 0; k < shown && k < cols.length; k++) pick.push(classes[cols[k]]);
         if (pick.indexOf(meta.silence) >= 0) pick = [meta.silence];
@@ -255,13 +262,18 @@
     }
   }
 
+  var shortLabels = new Map();
   function label(ctx, text, y, h) {
     ctx.fillStyle = "#1d2330"; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right";
     ctx.textBaseline = "middle";
-    var s = text, max = LABEL_W - 10;
-    if (ctx.measureText(s).width > max) {
-      while (s.length > 1 && ctx.measureText(s + "…").width > max) s = s.slice(0, -1);
-      s = s.trim() + "…";
+    var s = shortLabels.get(text), max = LABEL_W - 10;
+    if (s === undefined) {
+      s = text;
+      if (ctx.measureText(s).width > max) {
+        while (s.length > 1 && ctx.measureText(s + "…").width > max) s = s.slice(0, -1);
+        s = s.trim() + "…";
+      }
+      shortLabels.set(text, s);
     }
     ctx.fillText(s, LABEL_W - 6, y + h / 2);
   }
@@ -302,7 +314,7 @@
         var o = 4 * (r * W + x);
         if (i0s[x] < 0) { px[o] = px[o + 1] = px[o + 2] = 240; px[o + 3] = 255; continue; }
         var best = 0;
-        for (var i = i0s[x]; i <= i1s[x]; i++) { var q = Qr[i * m + j]; if (q > best) best = q; }
+        for (var i = i0s[x], bj = j * n; i <= i1s[x]; i++) { var q = Q[bj + i]; if (q > best) best = q; }
         var li = best ? Math.round((best - 1) / L * 255) : 0;
         px[o] = LUT[3 * li]; px[o + 1] = LUT[3 * li + 1]; px[o + 2] = LUT[3 * li + 2]; px[o + 3] = 255;
       }
