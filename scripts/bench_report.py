@@ -65,6 +65,8 @@ def open_in_chromium(pw_browser, page_path: Path, screenshot: Path | None = None
         page.wait_for_timeout(10)
     wall = time.perf_counter() - start
     ready = page.evaluate("audiotaggerReport.readyMs")
+    if screenshot is not None:        # the page as it opens
+        page.screenshot(path=str(screenshot), clip={"x": 0, "y": 0, "width": 1200, "height": 900})
     reselect = page.evaluate("""() => {
         const el = document.querySelector('#threshold'), t0 = performance.now();
         el.value = '0.3'; el.dispatchEvent(new Event('input'));
@@ -76,8 +78,6 @@ def open_in_chromium(pw_browser, page_path: Path, screenshot: Path | None = None
         audiotaggerReport.draw();
         return [t1 - t0, n, performance.now() - t2];
     }""")
-    if screenshot is not None:
-        page.screenshot(path=str(screenshot), clip={"x": 0, "y": 0, "width": 1200, "height": 900})
     context.close()
     return {"ready": ready, "wall": wall * 1000, "reselect": reselect[0], "redraw": reselect[2],
             "problems": problems + blocked}
