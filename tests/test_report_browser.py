@@ -321,3 +321,30 @@ def test_one_step_page(browser, tmp_path):  # noqa: F811
         page.mouse.click(page.evaluate("audiotaggerReport.clientX('heat', 0.5)"), box["y"] + 30)
         assert page.evaluate("audiotaggerReport.state.time") == pytest.approx(0.5, abs=0.05)
         assert not log.problems(), log.problems()
+
+
+def test_a_yamnet_label_set_selects_like_select_py(browser, tmp_path):  # noqa: F811
+    """521 YAMNet columns: Speech, Music and Silence are found by mid at their own indices."""
+    from audiotagger.tag import TagResult
+    from audiotagger.yamnet.classes import class_map
+
+    labels = class_map()
+    rng = np.random.default_rng(4)
+    probs = (rng.random((120, len(labels.mids))) ** 12).astype(np.float32)
+    for mid, level in (("/m/09x0r", 0.9), ("/m/04rlf", 0.6), ("/m/028v0c", 0.5)):   # Speech, Music, Silence
+        probs[::3, labels.mids.index(mid)] = level
+    result = TagResult(source="yamnet.wav", times=np.arange(120) * 0.48, probs=probs, hop=0.48, window=0.96,
+                       duration=58.0, meta={"model": "yamnet", "backend": "yamnet"}, mids=labels.mids,
+                       names=labels.names)
+    page_path = write_outputs(Selection(result, DisplayOptions()), {"html": tmp_path / "yamnet.html"})[0]
+    with open_page(browser, page_path) as (page, log):
+        for t, ms, compat in ((0.1, False, False), (0.1, True, False), (0.3, False, True),
+                              (0.05, True, True)):
+            page.evaluate("([t, ms, compat]) => { const s = audiotaggerReport.state; s.threshold = t; "
+                          "s.showMS = ms; s.compat = compat; audiotaggerReport.refresh(); }", [t, ms, compat])
+            sel = Selection(result, DisplayOptions(threshold=t, show_music_speech=ms, compat=compat))
+            expected = sorted((int(round(e.start * 1000)), int(round(e.end * 1000)), result.names[e.cls],
+                               e.score) for e in sel.events())
+            assert expected and any(e[2] == "Speech" for e in expected) == ms
+            assert_same_events(page_events(page), expected)
+        assert not log.problems(), log.problems()

@@ -21,7 +21,6 @@ import numpy as np
 
 from ...errors import AudioTaggerWarning
 from ...fileio import atomic_write_text
-from ...labels import load_labels
 from ...params import SILENCE_MID
 from ..select import PER_SECOND_START_OFFSET, Selection, hidden_classes
 from .encode import pack_blob, pack_probs
@@ -168,10 +167,11 @@ def page_data(sel: Selection, page: Path, *, media: str | os.PathLike | None = N
         "duration": res.duration, "hop": res.hop, "n": n, "m": m, "end": max(end, res.duration),
         "settings": json.loads(json.dumps(settings, default=str)),
         # hidden classes exactly as select.py resolves them: the --exclude ones, and the Speech/Music pair
-        "options": {**opts.to_dict(),
-                    "exclude": hidden_classes(replace(opts, show_music_speech=True)).tolist()},
-        "speech_music": hidden_classes(replace(opts, show_music_speech=False, exclude=())).tolist(),
-        "silence": load_labels().index(SILENCE_MID),
+        "options": {**opts.to_dict(), "exclude": hidden_classes(replace(opts, show_music_speech=True),
+                                                                res.mids, res.names).tolist()},
+        "speech_music": hidden_classes(replace(opts, show_music_speech=False, exclude=()), res.mids,
+                                       res.names).tolist(),
+        "silence": res.mids.index(SILENCE_MID) if SILENCE_MID in res.mids else -2,   # as select_classes
         "names": list(res.names), "mids": list(res.mids),
         "classes": packed["classes"].tolist(),
         "floor": packed["floor"], "step": THRESHOLD_STEP, "levels": QUANT_LEVELS,
