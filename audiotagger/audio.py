@@ -27,12 +27,13 @@ import struct
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioError, ParameterError
+from .errors import AudioError, ParameterError, StreamStalled
 
 DEFAULT_SAMPLE_RATE = 16000
 """Rate of VGGish's front end; the default of :func:`load_audio` and :func:`stream_audio`."""
@@ -101,18 +102,70 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
     path = Path(path)
     sr = _check_rate(sr)
     _check_file(path)
+    yield from decode_input(["-i", str(path)], str(path), sr, chunk_seconds=chunk_seconds,
+                            pre_resample=pre_resample)
+
+
+def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_RATE, *,
+                 chunk_seconds: float = CHUNK_SECONDS,
+                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
+                 stdin=None, live: bool = False, open_timeout: float | None = None,
+                 stall_timeout: float | None = None, stop: threading.Event | None = None
+                 ) -> Iterator[np.ndarray]:
+    """Decode whatever ffmpeg opens with ``input_args`` (a file, a URL, a capture device, stdin).
+
+    The one ffmpeg pipe of the package: :func:`stream_audio` (files) and the live driver
+    (:mod:`audiotagger.live`) both read through it, so a file and a stream of it decode alike.
+
+    Parameters
+    ----------
+    input_args : sequence of str
+        ffmpeg input options ending with ``-i URL`` (e.g. ``["-f", "pulse", "-i", "default"]``).
+    name : str
+        Name of the input in error messages.
+    sr : int
+        Output sample rate in Hz.
+    chunk_seconds : float
+        Native seconds read per step (small for live sources: it bounds the latency).
+    pre_resample : callable, optional
+        See :func:`stream_audio`.
+    stdin : file or None
+        What ffmpeg reads as ``pipe:0`` (None: nothing, and ``-nostdin``).
+    live : bool
+        A live source: ffmpeg flushes every packet to the pipe at once.
+    open_timeout : float, optional
+        Seconds for the input to deliver its first audio; then :class:`AudioError` ("no answer").
+    stall_timeout : float, optional
+        Seconds without new audio after which the input counts as stalled (:class:`StreamStalled`).
+    stop : threading.Event, optional
+        When set, decoding ends as if the input had ended (ffmpeg is stopped, no error is raised).
+
+    Yields
+    ------
+    np.ndarray [shape=(m,), dtype=float32]
+        Consecutive mono pieces of the signal at ``sr``.
+
+    Raises
+    ------
+    AudioError
+        As :func:`stream_audio`, naming ``name``; :class:`StreamStalled` after ``stall_timeout``.
+    """
+    sr = _check_rate(sr)
     with tempfile.TemporaryFile() as errfile:
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
-               "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-fflags", "+bitexact",
-               "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+        cmd = [ffmpeg_exe(), *(["-nostdin"] if stdin is None else []), "-hide_banner", "-v", "error",
+               *input_args, "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1",
+               "-fflags", "+bitexact", "-c:a", "pcm_f32le", *(["-flush_packets", "1"] if live else []),
+               "-f", "wav", "pipe:1"]
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=errfile)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if stdin is None else stdin,
+                                    stdout=subprocess.PIPE, stderr=errfile)
         except OSError as exc:
-            raise AudioError(f"{path}: cannot run ffmpeg ({exc})") from None
+            raise AudioError(f"{name}: cannot run ffmpeg ({exc})") from None
+        watch = _Watch(proc, stop, open_timeout, stall_timeout)
         try:
-            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample)
+            yield from _read_wav_stream(name, proc, errfile, sr, chunk_seconds, pre_resample, watch)
         finally:
+            watch.cancel()
             if proc.poll() is None:
                 proc.kill()
             proc.stdout.close()
@@ -244,19 +297,26 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
 
-def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
-                     pre_resample=None) -> Iterator[np.ndarray]:
+def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
+                     pre_resample=None, watch: _Watch | None = None) -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
+    watch = watch or _Watch(proc)
     out = proc.stdout
     header = out.read(12)
     if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
         proc.wait()
+        watch.check(path)
+        if watch.stopping:
+            return
         raise _ffmpeg_error(path, errfile, proc.returncode)
     channels = rate = None
     while True:
         head = out.read(8)
         if len(head) < 8:
             proc.wait()
+            watch.check(path)
+            if watch.stopping:
+                return
             raise _ffmpeg_error(path, errfile, proc.returncode)
         cid, size = head[:4], struct.unpack("<I", head[4:])[0]
         if cid == b"data":
@@ -271,6 +331,7 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
                 raise AudioError(f"{path}: unexpected sample format from ffmpeg ({fmt_tag}, {bits} bits)")
     if not channels or not rate:
         raise AudioError(f"{path}: ffmpeg wrote no audio format")
+    watch.opened()
 
     resampler = None
     if rate != sr:
@@ -280,7 +341,7 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
     frame_bytes = 4 * channels
     chunk_bytes = max(1, int(chunk_seconds * rate)) * frame_bytes
     done = 0
-    for data in _prefetch(out, chunk_bytes):
+    for data in _prefetch(out, chunk_bytes, watch=watch):
         last = len(data) < chunk_bytes
         x = np.frombuffer(data, dtype="<f4", count=len(data) // frame_bytes * channels).reshape(-1, channels)
         mono = _average_channels(x)
@@ -292,10 +353,13 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
         if resampler is not None:
             mono = resampler.resample_chunk(mono, last=last)
         if last:
+            if watch.stopping:
+                proc.kill()
             proc.wait()
-            if proc.returncode != 0 or _error_lines(errfile):
+            watch.check(path)
+            if not watch.stopping and (proc.returncode != 0 or _error_lines(errfile)):
                 raise _ffmpeg_error(path, errfile, proc.returncode)
-            if done == 0:
+            if done == 0 and not watch.stopping:
                 raise AudioError(f"{path}: no audio samples (zero-length audio stream)")
         if len(mono):
             yield mono
@@ -303,12 +367,12 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
             return
 
 
-def _prefetch(stream, size: int, depth: int = 2) -> Iterator[bytes]:
+def _prefetch(stream, size: int, depth: int = 2, watch: _Watch | None = None) -> Iterator[bytes]:
     """Read ``size``-byte blocks from ``stream`` in a thread, up to ``depth`` blocks ahead.
 
     ffmpeg can only decode while its 64 KB pipe is being drained; reading ahead lets it decode the
     next blocks while the caller computes on this one. The last block is shorter than ``size`` (empty
-    at end of stream, or when the stream fails).
+    at end of stream, when the stream fails, or when ``watch`` says stop or stalled).
     """
     blocks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -335,12 +399,87 @@ def _prefetch(stream, size: int, depth: int = 2) -> Iterator[bytes]:
     thread.start()
     try:
         while True:
-            block = blocks.get()
+            if watch is None or watch.idle is None:
+                block = blocks.get()
+            else:
+                block = watch.wait(blocks)
             yield block
             if len(block) < size:
                 return
     finally:
         stop.set()
+
+
+class _Watch:
+    """Time limits and the stop request of one decode (all off for files).
+
+    Before the first audio an expired ``open_timeout`` kills ffmpeg (the input never answered);
+    afterwards :meth:`wait` takes blocks from the reader and ends the stream when ``stop`` is set or
+    no audio came for ``stall_timeout`` seconds.
+    """
+
+    POLL = 0.1
+    """Seconds between checks of the stop request while waiting for audio."""
+
+    def __init__(self, proc: subprocess.Popen, stop: threading.Event | None = None,
+                 open_timeout: float | None = None, stall_timeout: float | None = None):
+        self.proc, self.stop, self.stall_timeout = proc, stop, stall_timeout
+        self.idle = None if stop is None and stall_timeout is None else self.POLL
+        self.expired = self.stalled = self.stopping = False
+        self.open_timeout = open_timeout
+        self._timer = None
+        if open_timeout is not None or stop is not None:
+            self._timer = threading.Thread(target=self._guard_open, daemon=True, name="audiotagger-open")
+            self._open = threading.Event()
+            self._timer.start()
+
+    def _guard_open(self) -> None:
+        deadline = None if self.open_timeout is None else time.monotonic() + self.open_timeout
+        while not self._open.wait(self.POLL):
+            if self.stop is not None and self.stop.is_set():
+                self.stopping = True
+            elif deadline is not None and time.monotonic() > deadline:
+                self.expired = True
+            else:
+                continue
+            if self.proc.poll() is None:
+                self.proc.kill()
+            return
+
+    def opened(self) -> None:
+        """The input delivered its audio format: the open timeout no longer applies."""
+        if self._timer is not None:
+            self._open.set()
+
+    def cancel(self) -> None:
+        """End the open guard."""
+        self.opened()
+
+    def wait(self, blocks: queue.Queue) -> bytes:
+        """Next block from the reader; ``b""`` (end of stream) on a stop request or a stall."""
+        waited = 0.0
+        while True:
+            try:
+                return blocks.get(timeout=self.POLL)
+            except queue.Empty:
+                waited += self.POLL
+            if self.stop is not None and self.stop.is_set():
+                self.stopping = True
+                return b""
+            if self.stall_timeout is not None and waited >= self.stall_timeout:
+                self.stalled = True
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                return b""
+
+    def check(self, name: str) -> None:
+        """Raise the error of an expired limit (none after a stop request)."""
+        if self.stopping:
+            return
+        if self.expired:
+            raise AudioError(f"{name}: no audio within {self.open_timeout:g} s (the source does not answer)")
+        if self.stalled:
+            raise StreamStalled(f"{name}: no audio for {self.stall_timeout:g} s (stalled)")
 
 
 def _error_lines(errfile) -> list[str]:
@@ -351,7 +490,7 @@ def _error_lines(errfile) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _ffmpeg_error(path: Path, errfile, returncode: int | None) -> AudioError:
+def _ffmpeg_error(path: str | Path, errfile, returncode: int | None) -> AudioError:
     """Turn ffmpeg's stderr into one line that says what is wrong with ``path``."""
     lines = _error_lines(errfile)
     text = " ".join(lines)

@@ -143,13 +143,41 @@ def embedding_result(classifier, embedding: np.ndarray, *, left: int = DEFAULT_L
     n = embedding.shape[0]
     probs = classify_embedding(classifier, embedding, left, right, batch_size=batch_size, progress=progress,
                                desc=Path(source).name)
-    meta = {"model": str(classifier.name), "backend": "vggish", "left": left, "right": right,
-            "version": __version__}
-    if Path(source).exists():
+    return context_result(str(classifier.name), probs, np.arange(n) * hop if times is None else times,
+                          left=left, right=right, source=source, hop=hop,
+                          duration=float(n * hop if duration is None else duration))
+
+
+def context_result(model_name: str, probs: np.ndarray, times: np.ndarray, *, left: int, right: int,
+                   source: str, hop: float, duration: float, backend: str = "vggish") -> TagResult:
+    """The :class:`TagResult` of a context-window classifier (``tag`` and ``listen`` build it alike).
+
+    Parameters
+    ----------
+    model_name : str
+        Classifier id recorded as ``model``.
+    probs : numpy.ndarray, float32, shape (n, C)
+        Probabilities of every step.
+    times : numpy.ndarray, shape (n,)
+        Start of each step in seconds.
+    left, right : int
+        Context steps used.
+    source : str
+        Input name (a path that exists is also recorded as absolute ``path``).
+    hop, duration : float
+        Seconds between steps; length of the audio.
+    backend : str
+        Backend name recorded in the settings.
+
+    Returns
+    -------
+    TagResult
+    """
+    meta = {"model": model_name, "backend": backend, "left": left, "right": right, "version": __version__}
+    if source and Path(source).exists():
         meta["path"] = str(Path(source).resolve())
-    return TagResult(source=source, times=np.arange(n) * hop if times is None else times, probs=probs,
-                     hop=hop, window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
-                     duration=float(n * hop if duration is None else duration), meta=meta)
+    return TagResult(source=source, times=times, probs=probs, hop=hop,
+                     window=float(min(left + right + 1, CLIP_SECONDS)) * hop, duration=duration, meta=meta)
 
 
 class Tagger:
@@ -262,6 +290,28 @@ class Tagger:
             except (AudioTaggerError, OSError) as exc:
                 yield path, exc
 
+    def stream(self, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, compat_truncate: bool = False,
+               **_other_backend: Any):
+        """A live stream of this backend (:mod:`audiotagger.stream`): 16 kHz samples in, seconds out.
+
+        Parameters
+        ----------
+        left, right : int
+            Context seconds before/after each second; second ``i`` comes out once the audio up to
+            embedding ``i + right`` has been pushed.
+        compat_truncate : bool
+            Not available live (it splices the native-rate signal); must be False.
+
+        Returns
+        -------
+        audiotagger.tag.streams.VggishStream
+        """
+        from .streams import VggishStream
+
+        if compat_truncate:
+            raise ParameterError("--compat-truncate: not available for live streams")
+        return VggishStream(self, left, right)
+
     def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
                      source: str = "<waveform>", compat_truncate: bool = False) -> TagResult:
         """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
@@ -319,13 +369,38 @@ class PannsBackend:
                 scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n))
         else:
             scores = self.tagger.tag_file(path, sample, hop)
-        meta = {"model": self.model_name, "backend": self.backend, "sample_duration": sample,
-                "hop_duration": hop, "version": __version__}
-        if Path(path).exists():
-            meta["path"] = str(Path(path).resolve())
-        return TagResult(source=str(path), times=scores.times, probs=scores.scores, hop=hop, window=sample,
-                         duration=scores.duration, meta=meta,
+        return self.scores_result(scores, str(path), sample, hop)
+
+    def scores_result(self, scores, source: str, sample_duration: float, hop_duration: float) -> TagResult:
+        """The :class:`TagResult` of window scores (:class:`~audiotagger.panns.tagging.PannsScores`).
+
+        ``tag`` and ``listen`` build it alike: settings ``sample_duration``/``hop_duration``, and the
+        ``.npz`` extras PaddleAudio writes (``time`` as a fraction of the length, ``scores``).
+        """
+        meta = {"model": self.model_name, "backend": self.backend, "sample_duration": sample_duration,
+                "hop_duration": hop_duration, "version": __version__}
+        if source and Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        return TagResult(source=source, times=scores.times, probs=scores.scores, hop=hop_duration,
+                         window=sample_duration, duration=scores.duration, meta=meta,
                          extras={"time": scores.fractions, "scores": scores.scores})
+
+    def stream(self, *, sample_duration: float | None = None, hop_duration: float | None = None,
+               **_vggish_only: Any):
+        """A live stream of this backend (:mod:`audiotagger.stream`): 32 kHz samples in, windows out.
+
+        Parameters
+        ----------
+        sample_duration, hop_duration : float, optional
+            Window length and hop in seconds (default 2.0 and 0.3), as for :meth:`tag`.
+
+        Returns
+        -------
+        audiotagger.tag.streams.PannsStream
+        """
+        from .streams import PannsStream
+
+        return PannsStream(self, sample_duration, hop_duration)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
                  ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:

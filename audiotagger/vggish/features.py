@@ -212,6 +212,7 @@ class ExampleStream:
         self.num_samples = 0
         self.num_examples = 0
         self._buf = np.zeros(0, np.float32)
+        self._skip = 0
 
     @property
     def hop_seconds(self) -> float:
@@ -233,6 +234,9 @@ class ExampleStream:
         """
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         self.num_samples += len(chunk)
+        if self._skip:  # the next example starts after the samples seen so far: drop the gap
+            cut = min(self._skip, len(chunk))
+            chunk, self._skip = chunk[cut:], self._skip - cut
         buf = np.concatenate([self._buf, chunk]) if len(self._buf) else chunk
         n = num_examples(len(buf), self.hop_seconds)
         if n == 0:
@@ -246,6 +250,9 @@ class ExampleStream:
             starts = np.arange(n) * self.hop_frames
             examples = frames[starts[:, None] + np.arange(P.NUM_FRAMES)]
         self._buf = buf[n * self.hop_samples:].copy()
+        # with a 1 s hop the next example starts 400 samples after this one ends: a chunk that ended
+        # in between leaves samples to skip from the next chunks (not counting them lost them a shift)
+        self._skip = max(0, n * self.hop_samples - len(buf))
         self.num_examples += n
         return examples
 
@@ -319,6 +326,9 @@ class SecondSplicer:
             raise ParameterError(f"SecondSplicer: rate changed from {self.rate} to {rate}")
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         self.num_samples += len(chunk)
+        if self._skip:  # the next example starts after the samples seen so far: drop the gap
+            cut = min(self._skip, len(chunk))
+            chunk, self._skip = chunk[cut:], self._skip - cut
         buf = np.concatenate([self._buf, chunk]) if len(self._buf) else chunk
         fs = self.rate
         cut = (len(buf) - 1) // fs if len(buf) else 0   # seconds i with (i + 1) * fs < len: cut them
