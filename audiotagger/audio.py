@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import queue
+import re
 import struct
 import subprocess
 import tempfile
@@ -352,18 +353,24 @@ def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_
             mono = pre_resample(mono, rate, last)
         if resampler is not None:
             mono = resampler.resample_chunk(mono, last=last)
+        error = None
         if last:
             if watch.stopping:
                 proc.kill()
             proc.wait()
-            watch.check(path)
-            if not watch.stopping and (proc.returncode != 0 or _error_lines(errfile)):
-                raise _ffmpeg_error(path, errfile, proc.returncode)
-            if done == 0 and not watch.stopping:
-                raise AudioError(f"{path}: no audio samples (zero-length audio stream)")
+            try:
+                watch.check(path)
+            except AudioError as exc:
+                error = exc
+            if error is None and not watch.stopping and (proc.returncode != 0 or _error_lines(errfile)):
+                error = _ffmpeg_error(path, errfile, proc.returncode)
+            if error is None and done == 0 and not watch.stopping:
+                error = AudioError(f"{path}: no audio samples (zero-length audio stream)")
         if len(mono):
-            yield mono
+            yield mono   # the audio before a failure still counts for a live source
         if last:
+            if error is not None:
+                raise error
             return
 
 
@@ -500,6 +507,8 @@ def _ffmpeg_error(path: str | Path, errfile, returncode: int | None) -> AudioErr
         why = "truncated or corrupt file (moov atom not found)"
     elif "Error opening input" in text and "Invalid data found" in text:
         why = "not a media file ffmpeg can read (invalid data)"
+    elif (opening := re.search(r"Error opening input: ([^\n]+?)(?: Error opening input|$)", text)):
+        why = f"cannot open the input ({opening.group(1).strip()})"
     elif lines:
         detail = next((ln for ln in lines if "rror" in ln or "nvalid" in ln), lines[0])
         detail = detail.split("] ")[-1]

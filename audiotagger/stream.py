@@ -3,6 +3,7 @@
 Every backend has ``stream(**options)``, which returns an object with
 
 * ``sample_rate`` (int): the rate its :meth:`push` expects (16 kHz VGGish, 32 kHz PANNs);
+* ``hop`` (float): seconds between rows; ``duration``: seconds of audio pushed so far;
 * ``push(samples) -> list[Row]``: consume the next mono float32 samples; return the rows they complete;
 * ``close() -> list[Row]``: the input ended; return the remaining rows, ended as ``tag`` ends a file;
 * ``result(rows, source, duration) -> TagResult``: the rows as the result ``tag`` would give.

@@ -21,6 +21,7 @@ from .quiet import quiet_tensorflow_import
 # (which sets ``func``) and a ``run(args) -> int``.
 _COMMANDS = (
     "tag",
+    "listen",
     "embed",
     "models",
     "train",

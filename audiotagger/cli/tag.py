@@ -48,7 +48,27 @@ def add_parser(sub) -> None:
                         f"{','.join(DEFAULT_OUTPUT_FORMATS)}); "
                         "mp4 writes <stem>.tagged.mp4; html an interactive page (and index.html for "
                         "several inputs)")
-    m = p.add_argument_group("model")
+    add_model_options(p.add_argument_group("model"))
+    d = p.add_argument_group("display")
+    add_display_options(d)
+    d.add_argument("--per-second", action="store_true", default=None,
+                   help="one cue per second like the original (default: merge identical neighbours)")
+    d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
+    d.add_argument("--embed-media", "--embed_media", dest="embed_media", action="store_true",
+                   help="html: embed a compressed audio track in the page instead of linking to the media")
+    b = p.add_argument_group("inputs and outputs")
+    b.add_argument("--from-probs", action="append", default=None, metavar="NPZ",
+                   help="re-render from a probability matrix saved with -f npz (no model is run)")
+    b.add_argument("-r", "--recursive", action="store_true",
+                   help="descend into folders; outputs mirror the input tree under -o")
+    b.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
+    b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
+    p.set_defaults(func=run)
+
+
+def add_model_options(m, *, compat_truncate: bool = True) -> None:
+    """The model options of ``tag`` (and ``listen``) on the argument group ``m``."""
     m.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'; "
                         "or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth checkpoint; or "
@@ -64,9 +84,10 @@ def add_parser(sub) -> None:
                    help=f"seconds of context before each second (default: {DEFAULT_LEFT})")
     m.add_argument("--right", type=nonnegative_int, default=DEFAULT_RIGHT, metavar="N",
                    help=f"seconds of context after each second (default: {DEFAULT_RIGHT})")
-    m.add_argument("--compat-truncate", action="store_true",
-                   help="VGGish: frame the audio as the old AudioTagger did (first 0.96 s of every second "
-                        "but the last, hop 0.96 s)")
+    if compat_truncate:
+        m.add_argument("--compat-truncate", action="store_true",
+                       help="VGGish: frame the audio as the old AudioTagger did (first 0.96 s of every "
+                            "second but the last, hop 0.96 s)")
     m.add_argument("--sample-duration", "--sample_duration", dest="sample_duration", type=positive_float,
                    default=None, metavar="S",
                    help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION})")
@@ -78,7 +99,10 @@ def add_parser(sub) -> None:
     m.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help=f"windows per network call (default: {TAG_BATCH_SIZE} context windows; PANNs: "
                         f"{pp.DEFAULT_BATCH_SIZE}; YAMNet: {yp.DEFAULT_BATCH_SIZE} patches)")
-    d = p.add_argument_group("display")
+
+
+def add_display_options(d) -> None:
+    """The display options of ``tag`` (and ``listen``) on the argument group ``d``."""
     d.add_argument("--threshold", type=probability, default=None, metavar="T",
                    help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
     d.add_argument("--top-k", "--top_k", dest="top_k", type=positive_int, default=None, metavar="K",
@@ -96,20 +120,6 @@ def add_parser(sub) -> None:
                                      f"{pp.DEFAULT_SMOOTH_SIZE}; default: off)")
     d.add_argument("--smooth-size", "--smooth_size", dest="smooth", type=nonnegative_int,
                    help=argparse.SUPPRESS)
-    d.add_argument("--per-second", action="store_true", default=None,
-                   help="one cue per second like the original (default: merge identical neighbours)")
-    d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
-    d.add_argument("--embed-media", "--embed_media", dest="embed_media", action="store_true",
-                   help="html: embed a compressed audio track in the page instead of linking to the media")
-    b = p.add_argument_group("inputs and outputs")
-    b.add_argument("--from-probs", action="append", default=None, metavar="NPZ",
-                   help="re-render from a probability matrix saved with -f npz (no model is run)")
-    b.add_argument("-r", "--recursive", action="store_true",
-                   help="descend into folders; outputs mirror the input tree under -o")
-    b.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
-    b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
-    p.set_defaults(func=run)
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:

@@ -36,6 +36,7 @@ class VggishStream:
         from ..vggish.features import ExampleStream
 
         self.sample_rate = P.SAMPLE_RATE
+        self.hop = 1.0
         self._tagger = tagger
         self._examples = ExampleStream(1.0, name="stream")
         self._context = ContextRows(self._classify, left, right, hop=1.0)
@@ -92,6 +93,7 @@ class PannsStream:
         self.hop_duration = pp.DEFAULT_HOP_DURATION if hop_duration is None else float(hop_duration)
         window, hop = window_samples(self.sample_duration, self.hop_duration)
         self.sample_rate = pp.SAMPLE_RATE
+        self.hop = self.hop_duration
         self._backend = backend
         backend.tagger.score_windows(np.zeros((0, window), np.float32))  # too short a window: fail now
         self._cutter = WindowCutter(window, hop)

@@ -326,9 +326,6 @@ class SecondSplicer:
             raise ParameterError(f"SecondSplicer: rate changed from {self.rate} to {rate}")
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         self.num_samples += len(chunk)
-        if self._skip:  # the next example starts after the samples seen so far: drop the gap
-            cut = min(self._skip, len(chunk))
-            chunk, self._skip = chunk[cut:], self._skip - cut
         buf = np.concatenate([self._buf, chunk]) if len(self._buf) else chunk
         fs = self.rate
         cut = (len(buf) - 1) // fs if len(buf) else 0   # seconds i with (i + 1) * fs < len: cut them
