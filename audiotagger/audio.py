@@ -472,11 +472,16 @@ class _Watch:
                 waited += self.POLL
             if self.stop is not None and self.stop.is_set():
                 self.stopping = True
-                return b""
-            if self.stall_timeout is not None and waited >= self.stall_timeout:
+            elif self.stall_timeout is not None and waited >= self.stall_timeout:
                 self.stalled = True
-                if self.proc.poll() is None:
-                    self.proc.kill()
+            else:
+                continue
+            # end ffmpeg; the reader then hands over the part-block it was waiting to complete, and EOF
+            if self.proc.poll() is None:
+                self.proc.kill()
+            try:
+                return blocks.get(timeout=10.0)
+            except queue.Empty:
                 return b""
 
     def check(self, name: str) -> None:

@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.name is not None and args.output_dir is None:
         raise ParameterError("--name: names the -o outputs; give -o DIR too")
+    from ..params import DEFAULT_THRESHOLD
+
+    rules = _alert_rules(args, DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
     stop = threading.Event()
     listener = session.Listener(
         args.source, device=args.device, format=args.format, rate=args.rate, channels=args.channels,
@@ -106,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
         compat=args.compat, smooth=args.smooth, until=args.until, reconnect=args.reconnect,
         open_timeout=args.open_timeout or session.OPEN_TIMEOUT,
         stall_timeout=args.stall_timeout or session.STALL_TIMEOUT,
-        hold_off=DEFAULT_HOLD_OFF if args.hold_off is None else args.hold_off, stop=stop)
-    listener.alerter.rules.extend(_alert_rules(args, listener.options.threshold))
+        alerts=rules, hold_off=DEFAULT_HOLD_OFF if args.hold_off is None else args.hold_off, stop=stop)
     stem = args.name or time.strftime("listen-%Y%m%dT%H%M%SZ", time.gmtime())
     files = npz_path = None
     if args.output_dir is not None:
