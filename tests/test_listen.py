@@ -125,7 +125,8 @@ def test_http_stream_gives_tags_probabilities_and_files(tag_models, tmp_path, ca
     out = tmp_path / "live"
     code = main(["listen", f"http://127.0.0.1:{port}/live.wav", "--no-reconnect", *model_args(tag_models),
                  "--left", "2", "--right", "1", "--threshold", "0.5", "--jsonl", "-o", str(out),
-                 "--name", "clip", "--on", on, "--exec", f'echo "$AUDIOTAGGER_CLASS $AUDIOTAGGER_TIME" >> {log}',
+                 "--name", "clip", "--on", on,
+                 "--exec", f'echo "$AUDIOTAGGER_CLASS $AUDIOTAGGER_TIME" >> {log}',
                  "--alert", f"{second}=0.0"])
     server.wait(timeout=30)
     captured = capsys.readouterr()
@@ -178,7 +179,8 @@ def test_udp_stream_panns_equals_tag(tmp_path, capsys):
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    code = main(["listen", f"udp://127.0.0.1:{port}", "--format", "s16le", "--rate", "16000", "--no-reconnect",
+    code = main(["listen", f"udp://127.0.0.1:{port}", "--format", "s16le", "--rate", "16000",
+                 "--no-reconnect",
                  "--stall-timeout", "1.5", "--model", str(pth), "--model-dir", str(tmp_path / "cache"),
                  "--sample-duration", "1.0", "--hop-duration", "0.5", "-o", str(tmp_path / "out"),
                  "--name", "udp"])
@@ -217,8 +219,9 @@ def test_sigterm_ends_cleanly(tag_models, tmp_path):  # noqa: F811
     data = _raw(shared_file("audio", "musanmix.wav"))
     out = tmp_path / "o"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "audiotagger", "listen", "-", "--format", "s16le", "--rate",
-                             "16000", "--jsonl", *model_args(tag_models), "-o", str(out), "--name", "t"],
+    proc = subprocess.Popen([sys.executable, "-m", "audiotagger", "listen", "-", "--format", "s16le",
+                             "--rate", "16000", "--jsonl", *model_args(tag_models), "-o", str(out),
+                             "--name", "t"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
     def feed() -> None:
@@ -342,8 +345,8 @@ def test_bad_sources_one_line_exit_1(case, tag_models, tmp_path, capsys, monkeyp
             "pulse:no-such-microphone: cannot open the audio input device ("
     elif case == "refused":
         port = _free_port()
-        args, expected = [f"http://127.0.0.1:{port}/x"], f"http://127.0.0.1:{port}/x: cannot open the input " \
-                                                         "(Connection refused)"
+        args = [f"http://127.0.0.1:{port}/x"]
+        expected = f"http://127.0.0.1:{port}/x: cannot open the input (Connection refused)"
     elif case == "silent-udp":
         port = _free_port(socket.SOCK_DGRAM)
         args, expected = [f"udp://127.0.0.1:{port}", "--open-timeout", "1"], \

@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
         epilog="Ctrl-C (or SIGTERM) and --until end the run cleanly: the growing files are complete and the "
                ".npz is written; the exit code is 0. Re-render the .npz with 'audiotagger tag --from-probs'.")
     p.add_argument("source", nargs="?", default=None, metavar="SOURCE",
-                   help="a stream URL (http(s)://, rtsp://, rtmp://, udp://, srt://, HLS .m3u8), - for stdin; "
+                   help="a stream URL (http(s)://, rtsp://, rtmp://, udp://, srt://, HLS .m3u8), "
+                        "- for stdin; "
                         "default: the microphone")
     i = p.add_argument_group("input")
     i.add_argument("--device", default=None, metavar="NAME",
@@ -31,7 +32,8 @@ def add_parser(sub) -> None:
                         "e.g. alsa:hw:1)")
     i.add_argument("--list-devices", action="store_true", help="list the capture devices and exit")
     i.add_argument("--format", default=None, metavar="FMT",
-                   help="ffmpeg input format of SOURCE (e.g. s16le for raw PCM, mpegts, wav); default: detected")
+                   help="ffmpeg input format of SOURCE (e.g. s16le for raw PCM, mpegts, wav); "
+                        "default: detected")
     i.add_argument("--rate", type=positive_int, default=None, metavar="HZ",
                    help="sample rate of a raw --format (default: 16000)")
     i.add_argument("--channels", type=positive_int, default=None, metavar="N",
@@ -153,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
                             children.append(run_command(alert))
                         else:
                             print(f"audiotagger: alert: {session.iso_time(alert.wall)} {alert.label} "
-                                  f"{alert.score:.2f} (>= {alert.rule.threshold:g})", file=sys.stderr, flush=True)
+                                  f"{alert.score:.2f} (>= {alert.rule.threshold:g})", file=sys.stderr,
+                                  flush=True)
                     if files is not None:
                         try:
                             files.add(res)

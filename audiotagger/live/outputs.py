@@ -135,7 +135,8 @@ class LiveFiles:
         self.cues += 1
         self.srt.append(f"{self.cues}\n{format_timestamp(start)} --> {format_timestamp(res.end)}\n{text}\n\n")
         ms = int(round(start * 1000)), int(round(res.end * 1000))
-        rows = [(t.score, t.index, f"{ms[0]}\t{ms[1]}\t{t.label}\t{t.mid}\t{t.score:.4f}\n") for t in res.tags]
+        rows = [(t.score, t.index, f"{ms[0]}\t{ms[1]}\t{t.label}\t{t.mid}\t{t.score:.4f}\n")
+                for t in res.tags]
         if rows:
             self.tsv.append("".join(r for _, _, r in sorted(rows, key=lambda r: (-r[0], r[1]))))
 

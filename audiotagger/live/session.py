@@ -229,7 +229,8 @@ class Listener:
                 try:
                     for chunk in decode_input(self.source.input_args, self.source.name, stream.sample_rate,
                                               chunk_seconds=CHUNK_SECONDS, stdin=stdin, live=True,
-                                              open_timeout=self.open_timeout, stall_timeout=self.stall_timeout,
+                                              open_timeout=self.open_timeout,
+                                              stall_timeout=self.stall_timeout,
                                               stop=self.stop):
                         now = time.monotonic()
                         if offset is None:
@@ -244,8 +245,9 @@ class Listener:
                                 offset = max(self.duration, now - lead - t0)
                                 gap = Gap(self.duration, offset, reason)
                                 self.gaps.append(gap)
-                                self.on_status(f"{self.source.name}: audio again after {offset - gap.start:.1f} s "
-                                               f"without (gap {gap.start:.1f}–{offset:.1f} s)")
+                                self.on_status(f"{self.source.name}: audio again after "
+                                               f"{offset - gap.start:.1f} s without (gap {gap.start:.1f}–"
+                                               f"{offset:.1f} s)")
                                 selector.reset()
                                 self.alerter.reset()
                             connected, away, failures = True, False, 0
@@ -265,7 +267,7 @@ class Listener:
                 except AudioError as exc:
                     if not connected:
                         raise self._open_error(exc) from None
-                    reason = str(exc).split(": ", 1)[-1] if str(exc).startswith(self.source.name) else str(exc)
+                    reason = str(exc).removeprefix(f"{self.source.name}: ")
                     if not self.reconnect:
                         self.on_status(f"{self.source.name}: {reason}; not reconnecting, the run ends")
                 if offset is not None:

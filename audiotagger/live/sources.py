@@ -119,7 +119,8 @@ def device_source(device: str | None = None, *, platform: str | None = None,
     """
     key = platform_key(platform)
     fmt = None
-    if device and ":" in device and device.split(":", 1)[0] in DEVICE_FORMATS["linux"] + ("avfoundation", "dshow"):
+    known = {f for formats in DEVICE_FORMATS.values() for f in formats}
+    if device and ":" in device and device.split(":", 1)[0] in known:
         fmt, device = device.split(":", 1)
     fmt = fmt or device_format(key, available)
     if fmt == "dshow":
@@ -173,7 +174,8 @@ def parse_source(source: str | None = None, *, device: str | None = None, format
         if format in RAW_FORMATS:
             fmt_args += ["-ar", str(int(rate or DEFAULT_RAW_RATE)), "-ac", str(int(channels or 1))]
         elif rate or channels:
-            raise ParameterError(f"--rate/--channels: only for raw PCM formats ({', '.join(sorted(RAW_FORMATS))})")
+            raise ParameterError("--rate/--channels: only for raw PCM formats "
+                                 f"({', '.join(sorted(RAW_FORMATS))})")
     elif rate or channels:
         raise ParameterError("--rate/--channels: give the raw sample --format too (e.g. --format s16le)")
     if source is None:
@@ -186,7 +188,8 @@ def parse_source(source: str | None = None, *, device: str | None = None, format
         return Source("-", "stdin", [*fmt_args, "-i", "pipe:0"])
     if is_url(source):
         return Source(source, "url", [*fmt_args, "-i", source])
-    raise ParameterError(f"SOURCE: {source!r} is not a stream URL ({', '.join(s + '://' for s in URL_SCHEMES)}) "
+    schemes = ", ".join(s + "://" for s in URL_SCHEMES)
+    raise ParameterError(f"SOURCE: {source!r} is not a stream URL ({schemes}) "
                          "or - (stdin); tag files with 'audiotagger tag'")
 
 

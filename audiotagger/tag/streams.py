@@ -71,7 +71,8 @@ class VggishStream:
 
         times, probs = rows_array(rows, NUM_CLASSES)
         return context_result(self._tagger.model_name, probs, times, left=self.left, right=self.right,
-                              source=source, hop=1.0, duration=self.duration if duration is None else duration)
+                              source=source, hop=1.0,
+                              duration=self.duration if duration is None else duration)
 
 
 class PannsStream:
@@ -89,8 +90,9 @@ class PannsStream:
         from ..panns import params as pp
         from ..panns.tagging import WindowCutter, window_samples
 
-        self.sample_duration = pp.DEFAULT_SAMPLE_DURATION if sample_duration is None else float(sample_duration)
-        self.hop_duration = pp.DEFAULT_HOP_DURATION if hop_duration is None else float(hop_duration)
+        sample = pp.DEFAULT_SAMPLE_DURATION if sample_duration is None else sample_duration
+        self.sample_duration = float(sample)
+        self.hop_duration = float(pp.DEFAULT_HOP_DURATION if hop_duration is None else hop_duration)
         window, hop = window_samples(self.sample_duration, self.hop_duration)
         self.sample_rate = pp.SAMPLE_RATE
         self.hop = self.hop_duration
@@ -108,7 +110,8 @@ class PannsStream:
         if not windows:
             return []
         scores = self._backend.tagger.score_windows(np.stack([w for _, w in windows]))
-        rows = [Row(self._count + j, start / self.sample_rate, scores[j]) for j, (start, _) in enumerate(windows)]
+        rows = [Row(self._count + j, start / self.sample_rate, scores[j])
+                for j, (start, _) in enumerate(windows)]
         self._count += len(rows)
         return rows
 
