@@ -40,6 +40,8 @@ DEFAULT_SAMPLE_RATE = 16000
 """Rate of VGGish's front end; the default of :func:`load_audio` and :func:`stream_audio`."""
 CHUNK_SECONDS = 10.0
 """Seconds of native audio read from ffmpeg at a time (bounds the memory of a decode)."""
+LIVE_READ_AHEAD = 1000
+"""Blocks a live decode reads ahead of its consumer (each one ffmpeg packet, about 20-60 ms)."""
 RESAMPLER_QUALITY = "VHQ"
 """libsoxr quality recipe used for every rate conversion."""
 
@@ -111,8 +113,8 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
                  chunk_seconds: float = CHUNK_SECONDS,
                  pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
                  stdin=None, live: bool = False, open_timeout: float | None = None,
-                 stall_timeout: float | None = None, stop: threading.Event | None = None
-                 ) -> Iterator[np.ndarray]:
+                 stall_timeout: float | None = None, stop: threading.Event | None = None,
+                 clock: ChunkClock | None = None) -> Iterator[np.ndarray]:
     """Decode whatever ffmpeg opens with ``input_args`` (a file, a URL, a capture device, stdin).
 
     The one ffmpeg pipe of the package: :func:`stream_audio` (files) and the live driver
@@ -140,6 +142,8 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
         Seconds without new audio after which the input counts as stalled (:class:`StreamStalled`).
     stop : threading.Event, optional
         When set, decoding ends as if the input had ended (ffmpeg is stopped, no error is raised).
+    clock : ChunkClock, optional
+        Its ``time`` is set, before each chunk is yielded, to when that chunk's last byte came from ffmpeg.
 
     Yields
     ------
@@ -163,6 +167,7 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
         except OSError as exc:
             raise AudioError(f"{name}: cannot run ffmpeg ({exc})") from None
         watch = _Watch(proc, stop, open_timeout, stall_timeout)
+        watch.clock, watch.live = clock, live
         try:
             yield from _read_wav_stream(name, proc, errfile, sr, chunk_seconds, pre_resample, watch)
         finally:
@@ -342,9 +347,15 @@ def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_
     frame_bytes = 4 * channels
     chunk_bytes = max(1, int(chunk_seconds * rate)) * frame_bytes
     done = 0
-    for data in _prefetch(out, chunk_bytes, watch=watch):
-        last = len(data) < chunk_bytes
-        x = np.frombuffer(data, dtype="<f4", count=len(data) // frame_bytes * channels).reshape(-1, channels)
+    tail = b""       # a live read may end inside a frame: the rest comes with the next read
+    for data in _prefetch(out, chunk_bytes, watch=watch, live=watch.live):
+        last = not data if watch.live else len(data) < chunk_bytes
+        if tail:
+            data, tail = tail + data, b""
+        whole = len(data) // frame_bytes * frame_bytes
+        if watch.live and not last:
+            data, tail = data[:whole], data[whole:]
+        x = np.frombuffer(data, dtype="<f4", count=whole // 4).reshape(-1, channels)
         mono = _average_channels(x)
         if len(mono):  # a NaN or Inf in any channel stays non-finite in the mean
             check_finite(mono, str(path), rate, done)
@@ -367,6 +378,8 @@ def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_
             if error is None and done == 0 and not watch.stopping:
                 error = AudioError(f"{path}: no audio samples (zero-length audio stream)")
         if len(mono):
+            if watch.clock is not None:
+                watch.clock.time = watch.arrived
             yield mono   # the audio before a failure still counts for a live source
         if last:
             if error is not None:
@@ -374,20 +387,26 @@ def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_
             return
 
 
-def _prefetch(stream, size: int, depth: int = 2, watch: _Watch | None = None) -> Iterator[bytes]:
+def _prefetch(stream, size: int, depth: int = 2, watch: _Watch | None = None,
+              live: bool = False) -> Iterator[bytes]:
     """Read ``size``-byte blocks from ``stream`` in a thread, up to ``depth`` blocks ahead.
 
     ffmpeg can only decode while its 64 KB pipe is being drained; reading ahead lets it decode the
     next blocks while the caller computes on this one. The last block is shorter than ``size`` (empty
     at end of stream, when the stream fails, or when ``watch`` says stop or stalled).
+
+    ``live``: each block is whatever the pipe holds (up to ``size`` bytes) as soon as it is there, the
+    reader keeps reading while the caller computes (up to :data:`LIVE_READ_AHEAD` blocks, so each
+    block's arrival time is true), and only an empty block ends the stream.
     """
-    blocks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
+    blocks: queue.Queue[bytes] = queue.Queue(maxsize=LIVE_READ_AHEAD if live else depth)
     stop = threading.Event()
 
     def put(block: bytes) -> bool:
+        item = (block, time.monotonic())
         while not stop.is_set():
             try:
-                blocks.put(block, timeout=0.1)
+                blocks.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
@@ -396,10 +415,10 @@ def _prefetch(stream, size: int, depth: int = 2, watch: _Watch | None = None) ->
     def worker() -> None:
         while True:
             try:
-                block = stream.read(size) or b""
+                block = (stream.read1(size) if live else stream.read(size)) or b""
             except (OSError, ValueError):  # closed because the consumer stopped early
                 block = b""
-            if not put(block) or len(block) < size:
+            if not put(block) or not block or (len(block) < size and not live):
                 return
 
     thread = threading.Thread(target=worker, name="audiotagger-decode", daemon=True)
@@ -407,14 +426,22 @@ def _prefetch(stream, size: int, depth: int = 2, watch: _Watch | None = None) ->
     try:
         while True:
             if watch is None or watch.idle is None:
-                block = blocks.get()
+                block, arrived = blocks.get()
             else:
-                block = watch.wait(blocks)
+                block, arrived = watch.wait(blocks)
+            if watch is not None:
+                watch.arrived = arrived
             yield block
-            if len(block) < size:
+            if not block or (len(block) < size and not live):
                 return
     finally:
         stop.set()
+
+
+class ChunkClock:
+    """When the latest chunk of :func:`decode_input` arrived (``time.monotonic()`` seconds)."""
+
+    time = 0.0
 
 
 class _Watch:
@@ -433,6 +460,9 @@ class _Watch:
         self.proc, self.stop, self.stall_timeout = proc, stop, stall_timeout
         self.idle = None if stop is None and stall_timeout is None else self.POLL
         self.expired = self.stalled = self.stopping = False
+        self.arrived = 0.0
+        self.clock: ChunkClock | None = None
+        self.live = False
         self.open_timeout = open_timeout
         self._timer = None
         if open_timeout is not None or stop is not None:
@@ -462,27 +492,32 @@ class _Watch:
         """End the open guard."""
         self.opened()
 
-    def wait(self, blocks: queue.Queue) -> bytes:
-        """Next block from the reader; ``b""`` (end of stream) on a stop request or a stall."""
+    def wait(self, blocks: queue.Queue) -> tuple[bytes, float]:
+        """Next ``(block, time read)`` from the reader; an empty block (the end) on a stop request.
+
+        A stall (no block for ``stall_timeout`` seconds) stops ffmpeg; the blocks still on their way
+        (and then the end) come as usual.
+        """
         waited = 0.0
         while True:
+            if self.stop is not None and self.stop.is_set():
+                self.stopping = True
+                self._end()
+                return b"", time.monotonic()     # stop now: what is still queued is left
             try:
                 return blocks.get(timeout=self.POLL)
             except queue.Empty:
                 waited += self.POLL
-            if self.stop is not None and self.stop.is_set():
-                self.stopping = True
-            elif self.stall_timeout is not None and waited >= self.stall_timeout:
+            if self.stall_timeout is not None and waited >= self.stall_timeout and not self.stalled:
                 self.stalled = True
-            else:
-                continue
-            # end ffmpeg; the reader then hands over the part-block it was waiting to complete, and EOF
-            if self.proc.poll() is None:
-                self.proc.kill()
-            try:
-                return blocks.get(timeout=10.0)
-            except queue.Empty:
-                return b""
+                self._end()
+                waited = 0.0
+            elif self.stalled and waited >= 10.0:   # the reader did not see the end: give up on it
+                return b"", time.monotonic()
+
+    def _end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
 
     def check(self, name: str) -> None:
         """Raise the error of an expired limit (none after a stop request)."""

@@ -39,9 +39,10 @@ def gap_line(gap: Gap, started: float | None) -> str:
 
 
 def json_line(res: LiveResult) -> str:
-    """The ``--jsonl`` object of a step (one line)."""
+    """The ``--jsonl`` object of a step (one line); ``delay``: seconds since its last audio arrived."""
     doc = {"time": round(res.time, 3), "end": round(res.end, 3), "wall": iso_time(res.wall),
-           "tags": [{"label": t.label, "mid": t.mid, "score": round(t.score, 4)} for t in res.tags]}
+           "tags": [{"label": t.label, "mid": t.mid, "score": round(t.score, 4)} for t in res.tags],
+           "delay": round(time.monotonic() - res.arrived, 4)}
     if res.alerts:
         doc["alerts"] = [a.label for a in res.alerts]
     return json.dumps(doc, ensure_ascii=False)

@@ -75,7 +75,8 @@ class LiveResult:
     gap : Gap or None
         The gap just before this step, if the source dropped and came back.
     arrived : float
-        ``time.monotonic()`` when the audio that completed this step arrived from the decoder.
+        ``time.monotonic()`` when the audio that completed this step came from ffmpeg (the latency of a
+        step is measured from here).
     """
 
     index: int
@@ -209,7 +210,7 @@ class Listener:
     # --- the run ------------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[LiveResult]:
-        from ..audio import decode_input
+        from ..audio import ChunkClock, decode_input
         from ..labels import load_labels
 
         labels = load_labels()
@@ -223,6 +224,7 @@ class Listener:
         reason = ""
         gap: Gap | None = None
         stdin = sys.stdin.buffer if self.source.uses_stdin else None
+        clock = ChunkClock()
         try:
             while True:
                 offset = None
@@ -231,7 +233,7 @@ class Listener:
                                               chunk_seconds=CHUNK_SECONDS, stdin=stdin, live=True,
                                               open_timeout=self.open_timeout,
                                               stall_timeout=self.stall_timeout,
-                                              stop=self.stop):
+                                              stop=self.stop, clock=clock):
                         now = time.monotonic()
                         if offset is None:
                             lead = len(chunk) / stream.sample_rate
@@ -258,7 +260,7 @@ class Listener:
                                 self.stop.set()
                         rows = stream.push(chunk)
                         self.duration = offset + stream.duration
-                        for result in self._results(rows, offset, stream.hop, selector, now, gap):
+                        for result in self._results(rows, offset, stream.hop, selector, clock.time, gap):
                             gap = None
                             yield result
                         if self.stop.is_set():
