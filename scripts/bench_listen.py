@@ -149,8 +149,8 @@ def main() -> None:
             time.sleep(0.05)
         time.sleep(0.5)
         sent_at = time.time()
-        sender = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-re", "-readrate_initial_burst", "0",
-                                   "-stream_loop", "-1",
+        sender = subprocess.Popen([ffmpeg_exe(), "-nostdin", "-v", "error", "-re",
+                                   "-readrate_initial_burst", "0", "-stream_loop", "-1",
                                    "-i", str(source), "-t", str(duration + 5), "-ar", "16000", "-ac", "1",
                                    "-c:a", "pcm_s16le", "-f", "s16le",
                                    f"udp://127.0.0.1:{port}?pkt_size=1280"])

@@ -102,3 +102,29 @@ def test_panns_stream_equals_tag(tmp_path):
     np.testing.assert_allclose(got.probs, ref.probs, rtol=0, atol=1e-5)
     assert got.duration == pytest.approx(ref.duration) and got.meta == ref.meta
     np.testing.assert_allclose(got.extras["time"], ref.extras["time"])
+
+
+def test_example_stream_chunk_ending_between_two_examples(rng):
+    """A chunk that ends in the 400 samples between two 1 s examples must not shift the next one."""
+    from audiotagger.vggish.features import ExampleStream, waveform_to_examples
+
+    x = (0.1 * rng.standard_normal(80000)).astype(np.float32)
+    ref = waveform_to_examples(x, 16000)
+    for cuts in ([15800, 31900, 47700], [15601, 15602, 31999, 32000, 63800]):
+        stream = ExampleStream(1.0)
+        got = np.concatenate([stream.push(part) for part in np.split(x, cuts)] + [stream.finish()])
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_vggish_batch_of_one_equals_batched(tag_models):  # noqa: F811
+    """One example alone gets the numbers it gets inside a batch (a live stream embeds one per second)."""
+    from audiotagger.tag.tagger import load_tagger
+    from audiotagger.vggish.features import waveform_to_examples
+
+    ckpt, pca, clf = tag_models
+    runner = load_tagger(clf, checkpoint=ckpt, pca_params=pca).embedder.runner
+    x = 0.1 * np.random.default_rng(5).standard_normal(5 * 16000)
+    examples = waveform_to_examples(x, 16000)
+    batched = runner(examples)
+    alone = np.concatenate([runner(examples[i:i + 1]) for i in range(len(examples))])
+    np.testing.assert_array_equal(alone, batched)
