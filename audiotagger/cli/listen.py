@@ -143,11 +143,16 @@ def run(args: argparse.Namespace) -> int:
             listener.load()
             print(f"audiotagger: listening to {listener.source.name} (model {listener.tagger.model_name}); "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
+
+            def show_gap(gap) -> None:
+                if not args.quiet:
+                    started = listener.started
+                    print(json_gap_line(gap, started) if args.jsonl else gap_line(gap, started))
+
             try:
                 for res in listener:
-                    if res.gap is not None and not args.quiet:
-                        print(json_gap_line(res.gap, listener.started) if args.jsonl
-                              else gap_line(res.gap, listener.started))
+                    if res.gap is not None:
+                        show_gap(res.gap)
                     if not args.quiet:
                         print(json_line(res) if args.jsonl else text_line(res, listener.options.separator))
                     for alert in res.alerts:
@@ -161,12 +166,17 @@ def run(args: argparse.Namespace) -> int:
                         try:
                             files.add(res)
                         except OSError as exc:
-                            print(error_line(OSError(f"{exc.filename or files.srt.path.parent}: "
-                                                     f"{exc.strerror}; stopped (the files hold every second "
-                                                     "up to here)")), file=sys.stderr)
+                            print(error_line(OSError(f"{exc.filename}: {exc.strerror}; stopped (the files "
+                                                     "hold every second up to here)")), file=sys.stderr)
                             code = EXIT_FAILED
+                            files.close()
+                            files = None
                             stop.set()
-                        children = [c for c in children if c.poll() is None]
+                    children = [c for c in children if c.poll() is None]
+                if listener.trailing_gap is not None:     # stopped while the source was away
+                    show_gap(listener.trailing_gap)
+                    if files is not None:
+                        files.add_gap(listener.trailing_gap)
             finally:
                 if files is not None:
                     files.close()

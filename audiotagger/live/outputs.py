@@ -85,10 +85,10 @@ class GrowingFile:
             while done < len(data):
                 done += os.write(self._fd, data[done:])
             os.fsync(self._fd)
-        except OSError:
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self.size)
-            raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self.size += len(data)
 
     def close(self) -> None:

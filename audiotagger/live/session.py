@@ -191,6 +191,7 @@ class Listener:
         self.tagger = tagger
         self.rows: list[Row] = []
         self.gaps: list[Gap] = []
+        self.trailing_gap: Gap | None = None   # the source was away when the run ended
         self.started: float | None = None      # epoch seconds of stream time 0
         self.duration = 0.0                    # stream seconds covered (audio and gaps)
         self._stream = None
@@ -296,7 +297,8 @@ class Listener:
             if self.until is not None:
                 end = min(end, max(self.until, self.duration))
             if end > self.duration:
-                self.gaps.append(Gap(self.duration, end, reason))
+                self.trailing_gap = Gap(self.duration, end, reason)
+                self.gaps.append(self.trailing_gap)
                 self.duration = end
 
     def _results(self, rows: Sequence[Row], offset: float, hop: float, selector: RowSelector, arrived: float,
