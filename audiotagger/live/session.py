@@ -189,6 +189,7 @@ class Listener:
         self._load = {"model": model, "checkpoint": checkpoint, "pca_params": pca_params,
                       "model_dir": model_dir, "offline": offline, "batch_size": batch_size}
         self.tagger = tagger
+        self._warm = False
         self.rows: list[Row] = []
         self.gaps: list[Gap] = []
         self.trailing_gap: Gap | None = None   # the source was away when the run ended
@@ -197,11 +198,18 @@ class Listener:
         self._stream = None
 
     def load(self):
-        """Load the backend (once); returns it."""
+        """Load the backend (once) and run it once on silence, so the first second is not late; returns it."""
         if self.tagger is None:
             from ..tag.tagger import load_tagger
 
             self.tagger = load_tagger(**self._load)
+        if not self._warm:
+            stream = self.tagger.stream(**self._stream_options)   # the first calls trace the networks
+            opts = self._stream_options
+            seconds = 2.0 + opts["right"] + (opts["sample_duration"] or 2.0)
+            stream.push(np.zeros(int(seconds * stream.sample_rate), np.float32))
+            stream.close()
+            self._warm = True
         return self.tagger
 
     def new_stream(self):
@@ -216,6 +224,7 @@ class Listener:
 
         labels = load_labels()
         self._mids, self._names = labels.mids, labels.names
+        self.load()
         selector = RowSelector(self.options)
         stream = self._stream = self.new_stream()
         t0 = None                   # monotonic time of stream time 0
