@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AudioError, ParameterError
+from ..errors import AudioError, ParameterError, StreamStalled
 from ..params import DEFAULT_LEFT, DEFAULT_RIGHT
 from ..stream import Row
 from .alerts import DEFAULT_HOLD_OFF, Alert, Alerter, AlertRule
@@ -231,7 +231,7 @@ class Listener:
         timer = None
         connected = away = False    # away: the source dropped and has not delivered audio since
         failures = 0
-        reason = ""
+        reason = dropped = ""       # why the last attempt ended; why the audio went away
         gap: Gap | None = None
         stdin = sys.stdin.buffer if self.source.uses_stdin else None
         clock = ChunkClock()
@@ -255,7 +255,7 @@ class Listener:
                                     timer.start()
                             else:
                                 offset = max(self.duration, now - lead - t0)
-                                gap = Gap(self.duration, offset, reason)
+                                gap = Gap(self.duration, offset, dropped)
                                 self.gaps.append(gap)
                                 self.on_status(f"{self.source.name}: audio again after "
                                                f"{offset - gap.start:.1f} s without (gap {gap.start:.1f}–"
@@ -280,9 +280,12 @@ class Listener:
                     if not connected:
                         raise self._open_error(exc) from None
                     reason = str(exc).removeprefix(f"{self.source.name}: ")
+                    if not isinstance(exc, StreamStalled):
+                        reason = f"{'dropped' if offset is not None else 'reconnection failed'}: {reason}"
                     if not self.reconnect:
                         self.on_status(f"{self.source.name}: {reason}; not reconnecting, the run ends")
                 if offset is not None:
+                    dropped = reason
                     rows = stream.close()     # the last steps, ended as tag ends a file
                     self.duration = offset + stream.duration
                     for result in self._results(rows, offset, stream.hop, selector, time.monotonic(), gap):
@@ -293,8 +296,7 @@ class Listener:
                     break
                 away = True
                 delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** failures)
-                what = "stalled or dropped" if offset is not None else "reconnection failed"
-                self.on_status(f"{self.source.name}: {what} ({reason}); reconnecting in {delay:g} s")
+                self.on_status(f"{self.source.name}: {reason}; reconnecting in {delay:g} s")
                 failures += 1
                 if self.stop.wait(delay):
                     break
@@ -306,7 +308,7 @@ class Listener:
             if self.until is not None:
                 end = min(end, max(self.until, self.duration))
             if end > self.duration:
-                self.trailing_gap = Gap(self.duration, end, reason)
+                self.trailing_gap = Gap(self.duration, end, dropped)
                 self.gaps.append(self.trailing_gap)
                 self.duration = end
 
