@@ -12,7 +12,7 @@ Pushing a whole file in pieces of any size and closing yields exactly the rows o
 (the same probabilities, within float round-off). The drivers (``audiotagger listen``) know nothing else
 about a backend. This module holds the generic parts: :class:`Row`, :class:`ContextRows` (a classifier over
 context windows of a growing embedding sequence, emitted once their right context exists) and
-:func:`rows_array`.
+:func:`rows_array`, and :class:`WindowCutter` (sliding windows of a pushed signal).
 """
 
 from __future__ import annotations
@@ -111,3 +111,47 @@ class ContextRows:
         self._rows = self._rows[keep - self._base:]
         self._base = keep
         return rows
+
+
+class WindowCutter:
+    """Push-style sliding windows: :meth:`push` chunks, get the windows they complete; :meth:`finish`.
+
+    Parameters
+    ----------
+    window, hop : int
+        Window length and hop in samples.
+    """
+
+    def __init__(self, window: int, hop: int):
+        self.window, self.hop = int(window), int(hop)
+        self.total = 0                                # samples received
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0                           # absolute index of _buf[0]
+        self._start = 0                               # next window start
+
+    def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add samples; return ``(start, samples)`` of every window they complete."""
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        self.total += chunk.size
+        buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk
+        end = self._buf_start + buf.size
+        out = []
+        while self._start + self.window <= end:
+            at = self._start - self._buf_start
+            out.append((self._start, buf[at:at + self.window].copy()))
+            self._start += self.hop
+        drop = min(self._start - self._buf_start, buf.size)
+        self._buf, self._buf_start = buf[drop:], self._buf_start + drop
+        return out
+
+    def finish(self, count: int | None = None) -> list[tuple[int, np.ndarray]]:
+        """End of input: the windows that start before it (or up to ``count`` windows in all), zero-padded."""
+        end = self._buf_start + self._buf.size
+        out = []
+        while (self._start < end) if count is None else (self._start // self.hop < count):
+            piece = self._buf[self._start - self._buf_start:]
+            padded = np.zeros(self.window, dtype=np.float32)
+            padded[:piece.size] = piece
+            out.append((self._start, padded))
+            self._start += self.hop
+        return out

@@ -467,8 +467,29 @@ def test_full_disk_ends_cleanly_with_valid_files(tag_models, tiny_tmpfs, tmp_pat
 def test_alert_fires_once_per_crossing_with_hold_off():
     from audiotagger.live.alerts import Alerter, AlertRule
 
-    alerter = Alerter([AlertRule(3, 0.5)], hold_off=4.0)
+    alerter = Alerter([AlertRule("3", 0.5)], hold_off=4.0)
     scores = [0.1, 0.6, 0.4, 0.7, 0.7, 0.2, 0.2, 0.9, 0.3, 0.8]     # crossings at 1, 3, 7, 9
     fired = [t for t, s in enumerate(scores)
              if alerter.check(np.eye(1, 5, 3)[0] * s, float(t), 0.0, ["m"] * 5, ["n"] * 5)]
     assert fired == [1, 7]           # 3 is within the hold-off of 1; 9 within that of 7
+
+
+def test_yamnet_over_stdin(tmp_path, capsys, monkeypatch):
+    """The YAMNet backend live: its 521-class labels in the lines and the .npz, alerts on its classes."""
+    from audiotagger.tag.result import load_result
+    from audiotagger.yamnet.weights import write_weights
+    from tests.test_yamnet import _random_weights
+
+    h5 = write_weights(_random_weights(np.random.default_rng(4)), tmp_path / "yamnet.h5")
+    raw = tmp_path / "clip.s16"
+    raw.write_bytes(_raw(_to_16k(tmp_path)))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(open(raw, "rb")))
+    code = main(["listen", "-", "--format", "s16le", "--rate", "16000", "--model", str(h5), "--jsonl",
+                 "--threshold", "0", "--top-k", "2", "-o", str(tmp_path / "o"), "--name", "y"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [d["time"] for d in lines] == list(range(7)) and all(len(d["tags"]) == 2 for d in lines)
+    live, _ = load_result(tmp_path / "o" / "y.npz")
+    assert live.probs.shape == (7, 521) and live.meta["backend"] == "yamnet"
+    assert {t["mid"] for d in lines for t in d["tags"]} <= set(live.mids)

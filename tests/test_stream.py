@@ -128,3 +128,24 @@ def test_vggish_batch_of_one_equals_batched(tag_models):  # noqa: F811
     batched = runner(examples)
     alone = np.concatenate([runner(examples[i:i + 1]) for i in range(len(examples))])
     np.testing.assert_array_equal(alone, batched)
+
+
+@pytest.mark.parametrize("hop", [1.0, 0.48, 0.75])
+def test_yamnet_stream_equals_tag(tmp_path, hop):
+    """YAMNet (seeded weights in the official layout): rows of max-over-centred-patches, or the patches."""
+    from audiotagger.tag.tagger import load_backend
+    from audiotagger.yamnet.weights import write_weights
+    from tests.test_yamnet import _random_weights
+
+    h5 = write_weights(_random_weights(np.random.default_rng(4)), tmp_path / "yamnet.h5")
+    backend = load_backend(str(h5), batch_size=8)
+    path = shared_file("audio", "R9_ZSCveAHg_7s.wav")
+    ref = backend.tag(path, hop_duration=hop)
+    stream = backend.stream(hop_duration=hop)
+    assert stream.sample_rate == 16000
+    rows = _push_file(stream, path, 0.1)
+    got = stream.result(rows, str(path))
+    np.testing.assert_allclose(got.times, ref.times)
+    np.testing.assert_allclose(got.probs, ref.probs, rtol=0, atol=1e-5)
+    assert got.mids == ref.mids and got.probs.shape[1] == 521 and got.duration == pytest.approx(ref.duration)
+    assert {k: got.meta[k] for k in ("backend", "hop_duration")} == {"backend": "yamnet", "hop_duration": hop}

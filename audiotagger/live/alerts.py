@@ -24,9 +24,12 @@ DEFAULT_HOLD_OFF = 10.0
 
 @dataclass(frozen=True)
 class AlertRule:
-    """Alert when class ``cls`` reaches ``threshold``; run ``command`` (a shell line) if given."""
+    """Alert when class ``key`` (a name, mid or index of the backend's labels) reaches ``threshold``.
 
-    cls: int
+    ``command`` (a shell line) is run when given.
+    """
+
+    key: str
     threshold: float
     command: str | None = None
 
@@ -46,13 +49,13 @@ class Alert:
 def parse_rule(spec: str, default_threshold: float, command: str | None = None) -> AlertRule:
     """Parse ``CLASS[=THRESHOLD]`` (a display name, mid or index) into an :class:`AlertRule`.
 
+    The class is looked up in the backend's labels when the run starts (:meth:`Alerter.bind`).
+
     Raises
     ------
     ParameterError
-        Unknown class, or a threshold outside [0, 1].
+        A threshold outside [0, 1].
     """
-    from ..labels import load_labels
-
     name, threshold = spec, default_threshold
     if "=" in spec:
         name, _, value = spec.rpartition("=")
@@ -62,11 +65,7 @@ def parse_rule(spec: str, default_threshold: float, command: str | None = None) 
             raise ParameterError(f"--alert/--on: {spec!r}: threshold {value!r} is not a number") from None
     if not 0.0 <= threshold <= 1.0:
         raise ParameterError(f"--alert/--on: {spec!r}: threshold must be between 0 and 1")
-    try:
-        cls = load_labels().index(name.strip())
-    except ParameterError as exc:
-        raise ParameterError(f"--alert/--on: {exc}") from None
-    return AlertRule(cls, float(threshold), command)
+    return AlertRule(name.strip(), float(threshold), command)
 
 
 class Alerter:
@@ -85,17 +84,37 @@ class Alerter:
         self.rules, self.hold_off = list(rules), float(hold_off)
         self._above = [False] * len(self.rules)
         self._last = [-np.inf] * len(self.rules)
+        self._cls: list[int] = []
+
+    def bind(self, mids: Sequence[str], names: Sequence[str]) -> None:
+        """Look the rules' classes up in the backend's labels.
+
+        Raises
+        ------
+        ParameterError
+            A class the backend does not have.
+        """
+        from ..labels import LabelSet
+
+        labels = LabelSet(tuple(mids), tuple(names))
+        try:
+            self._cls = [labels.index(rule.key) for rule in self.rules]
+        except ParameterError as exc:
+            raise ParameterError(f"--alert/--on: {exc}") from None
 
     def check(self, scores: np.ndarray, time: float, wall: float, mids: Sequence[str],
               names: Sequence[str]) -> list[Alert]:
         """Alerts fired by one step's scores (C,) at stream ``time`` / epoch ``wall``."""
+        if len(self._cls) != len(self.rules):
+            self.bind(mids, names)
         fired = []
         for k, rule in enumerate(self.rules):
-            score = float(scores[rule.cls])
+            cls = self._cls[k]
+            score = float(scores[cls])
             above = score >= rule.threshold
             if above and not self._above[k] and time - self._last[k] >= self.hold_off:
                 self._last[k] = time
-                fired.append(Alert(rule, names[rule.cls], mids[rule.cls], score, time, wall))
+                fired.append(Alert(rule, names[cls], mids[cls], score, time, wall))
             self._above[k] = above
         return fired
 

@@ -93,8 +93,8 @@ class LiveResult:
 class RowSelector:
     """The display options applied one step at a time (causal smoothing, then :func:`select_classes`)."""
 
-    def __init__(self, options):
-        self.options = options
+    def __init__(self, options, mids=None, names=None):
+        self.options, self.mids, self.names = options, mids, names
         self._recent: deque[np.ndarray] = deque(maxlen=max(1, options.smooth))
 
     def reset(self) -> None:
@@ -108,7 +108,7 @@ class RowSelector:
         if self.options.smooth > 1:
             self._recent.append(np.asarray(probs, dtype=np.float64))
             probs = (sum(self._recent) / len(self._recent)).astype(np.float32)
-        chosen = select_classes(probs[None, :], self.options)[0]
+        chosen = select_classes(probs[None, :], self.options, self.mids, self.names)[0]
         return probs, [int(c) for c in chosen if c >= 0]
 
 
@@ -157,23 +157,17 @@ class Listener:
                  stall_timeout: float = STALL_TIMEOUT, alerts: Sequence[AlertRule] = (),
                  hold_off: float = DEFAULT_HOLD_OFF, stop: threading.Event | None = None,
                  on_status: Callable[[str], None] | None = None, tagger: Any = None):
-        from ..tag.tagger import (
-            PannsBackend,
-            backend_display,
-            check_backend_options,
-            is_panns,
-            resolve_display,
-        )
+        from ..tag.tagger import backend_display, backend_name, check_backend_options, resolve_display
         from ..tag.windows import check_context
         from .sources import parse_source
 
         self.source = parse_source(source, device=device, format=format, rate=rate, channels=channels)
         check_context(left, right)
-        panns = isinstance(tagger, PannsBackend) if tagger is not None else is_panns(model)
-        check_backend_options(panns, sample_duration=sample_duration, hop_duration=hop_duration)
+        backend = tagger.backend if tagger is not None else backend_name(model)
+        check_backend_options(backend, sample_duration=sample_duration, hop_duration=hop_duration)
         display = {"threshold": threshold, "top_k": top_k, "show_music_speech": show_music_speech,
                    "exclude": None if exclude is None else tuple(exclude), "compat": compat, "smooth": smooth}
-        self.options = resolve_display(backend_display(display, panns))
+        self.options = resolve_display(backend_display(display, backend))
         if until is not None and not until > 0:
             raise ParameterError(f"--until: must be > 0 seconds, got {until!r}")
         for flag, value in (("--open-timeout", open_timeout), ("--stall-timeout", stall_timeout)):
@@ -182,6 +176,10 @@ class Listener:
         self.until, self.open_timeout, self.stall_timeout = until, float(open_timeout), float(stall_timeout)
         self.reconnect = self.source.kind == "url" if reconnect is None else bool(reconnect)
         self.alerter = Alerter(alerts, hold_off)
+        if backend != "yamnet":          # AudioSet's labels: check the alert classes before loading anything
+            from ..labels import load_labels
+
+            self.alerter.bind(load_labels().mids, load_labels().names)
         self.stop = stop or threading.Event()
         self.on_status = on_status or _print_status
         self._stream_options = {"left": left, "right": right, "sample_duration": sample_duration,
@@ -220,13 +218,12 @@ class Listener:
 
     def __iter__(self) -> Iterator[LiveResult]:
         from ..audio import ChunkClock, decode_input
-        from ..labels import load_labels
 
-        labels = load_labels()
-        self._mids, self._names = labels.mids, labels.names
         self.load()
-        selector = RowSelector(self.options)
         stream = self._stream = self.new_stream()
+        self._mids, self._names = stream.labels.mids, stream.labels.names
+        self.alerter.bind(self._mids, self._names)       # an unknown class is a usage error, before audio
+        selector = RowSelector(self.options, self._mids, self._names)
         t0 = None                   # monotonic time of stream time 0
         timer = None
         connected = away = False    # away: the source dropped and has not delivered audio since

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import AudioError, ParameterError
+from ..stream import WindowCutter
 from . import params
 
 
@@ -88,50 +89,6 @@ def iter_windows(chunks: Iterable[np.ndarray], window: int, hop: int) -> Iterato
     for chunk in chunks:
         yield from cutter.push(chunk)
     yield from cutter.finish()
-
-
-class WindowCutter:
-    """Push-style sliding windows: :meth:`push` chunks, get the windows they complete; :meth:`finish`.
-
-    Parameters
-    ----------
-    window, hop : int
-        Window length and hop in samples.
-    """
-
-    def __init__(self, window: int, hop: int):
-        self.window, self.hop = int(window), int(hop)
-        self.total = 0                                # samples received
-        self._buf = np.zeros(0, dtype=np.float32)
-        self._buf_start = 0                           # absolute index of _buf[0]
-        self._start = 0                               # next window start
-
-    def push(self, chunk: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """Add samples; return ``(start, samples)`` of every window they complete."""
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        self.total += chunk.size
-        buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk
-        end = self._buf_start + buf.size
-        out = []
-        while self._start + self.window <= end:
-            at = self._start - self._buf_start
-            out.append((self._start, buf[at:at + self.window].copy()))
-            self._start += self.hop
-        drop = min(self._start - self._buf_start, buf.size)
-        self._buf, self._buf_start = buf[drop:], self._buf_start + drop
-        return out
-
-    def finish(self) -> list[tuple[int, np.ndarray]]:
-        """End of input: the windows that start before it, zero-padded."""
-        end = self._buf_start + self._buf.size
-        out = []
-        while self._start < end:
-            piece = self._buf[self._start - self._buf_start:]
-            padded = np.zeros(self.window, dtype=np.float32)
-            padded[:piece.size] = piece
-            out.append((self._start, padded))
-            self._start += self.hop
-        return out
 
 
 class PannsTagger:

@@ -465,17 +465,36 @@ class YamnetBackend:
 
         hop = yp.DEFAULT_HOP_DURATION if hop_duration is None else float(hop_duration)
         times, probs = aggregate(out.times, out.scores, out.duration, hop)
+        return self.rows_result(times, probs, source, out.duration, hop,
+                                extras={"patch_times": out.times, "patch_scores": out.scores})
+
+    def rows_result(self, times: np.ndarray, probs: np.ndarray, source: str, duration: float, hop: float,
+                    extras: dict | None = None) -> TagResult:
+        """The :class:`TagResult` of rows (``tag`` and ``listen`` build it alike)."""
+        from ..yamnet import params as yp
+
         native = abs(hop - yp.PATCH_HOP_SECONDS) < 1e-9
         labels = self.model.labels
         meta = {"model": self.model_name, "backend": self.backend, "hop_duration": hop,
                 "aggregation": "patches" if native else "max over patches centred in the row",
                 "weights": str(self.model.weights_path), "version": __version__}
-        if Path(source).exists():
+        if source and Path(source).exists():
             meta["path"] = str(Path(source).resolve())
         return TagResult(source=source, times=times, probs=probs, hop=hop,
                          window=yp.PATCH_WINDOW_SECONDS if native else hop + yp.PATCH_WINDOW_SECONDS,
-                         duration=out.duration, meta=meta, mids=labels.mids, names=labels.names,
-                         extras={"patch_times": out.times, "patch_scores": out.scores})
+                         duration=duration, meta=meta, mids=labels.mids, names=labels.names,
+                         extras=extras or {})
+
+    def stream(self, *, hop_duration: float | None = None, **_other_backend: Any):
+        """A live stream of this backend (:mod:`audiotagger.stream`): 16 kHz samples in, rows out.
+
+        Returns
+        -------
+        audiotagger.tag.streams.YamnetStream
+        """
+        from .streams import YamnetStream
+
+        return YamnetStream(self, hop_duration)
 
     def tag(self, path: str | os.PathLike, *, hop_duration: float | None = None, progress: bool = False,
             **_other_backend: Any) -> TagResult:
