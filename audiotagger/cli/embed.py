@@ -42,6 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="examples per network call (default 16)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse damaged media (default: embed what decodes, with a warning)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary unless something fails")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -80,7 +82,7 @@ def run(args) -> int:
                                   batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
         results = embedder.iter_embed([item.path for item in todo], hop=args.hop,
                                       save_logmel=args.save_logmel, progress=not args.quiet,
-                                      compat_truncate=args.compat_truncate)
+                                      compat_truncate=args.compat_truncate, strict=args.strict)
 
     def work(item) -> bool:
         from ..errors import AudioTaggerError

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import warnings
-from pathlib import Path
 
 from ..panns import params as pp
 from ..params import (
@@ -21,6 +19,7 @@ from ..params import (
 from .common import (
     expand_inputs,
     nonnegative_int,
+    plan_outputs,
     positive_float,
     positive_int,
     probability,
@@ -65,7 +64,8 @@ def add_parser(sub) -> None:
                         "but the last, hop 0.96 s)")
     m.add_argument("--sample-duration", "--sample_duration", dest="sample_duration", type=positive_float,
                    default=None, metavar="S",
-                   help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION})")
+                   help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION}; at most "
+                        f"{pp.MAX_SAMPLE_DURATION:g})")
     m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
                    default=None, metavar="S",
                    help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION})")
@@ -99,20 +99,17 @@ def add_parser(sub) -> None:
     b.add_argument("-r", "--recursive", action="store_true",
                    help="descend into folders; outputs mirror the input tree under -o")
     b.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    b.add_argument("--strict", action="store_true",
+                   help="refuse damaged media (default: tag what decodes, with a warning giving the decoded "
+                        "length against the stated duration)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
     b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
     p.set_defaults(func=run)
 
 
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"audiotagger: warning: {message}", file=sys.stderr if file is None else file)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``tag`` on every input; returns the exit code (0, 1 if some input failed)."""
-    from ..errors import DataError, ParameterError
+    from ..errors import ParameterError
     from ..tag.result import load_result
     from ..tag.select import Selection
     from ..tag.tagger import (
@@ -148,26 +145,15 @@ def run(args: argparse.Namespace) -> int:
     items, problems = expand_inputs(specs, recursive=args.recursive,
                                     **({"extensions": exts} if exts else {}))
 
-    plans: dict = {}
-    claimed: dict[Path, Path] = {}
-    for item in items:
-        paths = output_paths(item.path, args.output_dir, formats, item.rel_dir)
-        clash = [(p, claimed[p.resolve()]) for p in paths.values() if p.resolve() in claimed]
-        for p in paths.values():
-            claimed.setdefault(p.resolve(), item.path)
-        pending = {f: p for f, p in paths.items()
-                   if (args.overwrite or not p.exists()) and p.resolve() != item.path.resolve()}
-        plans[item] = (pending, clash)
-
-    to_tag = [item for item in items if plans[item][0] and not plans[item][1]]
+    plans = plan_outputs(items, lambda item: output_paths(item.path, args.output_dir, formats, item.rel_dir),
+                         overwrite=args.overwrite)
+    to_tag = [item for item in items if isinstance(plans[item], dict) and plans[item]]
     results = iter(())
 
     def work(item) -> bool:
-        pending, clash = plans[item]
-        if clash:
-            out, other = clash[0]
-            raise DataError(f"{item.path}: output {out} is also the output of {other}; tag them into "
-                            "separate -o folders")
+        pending = plans[item]
+        if isinstance(pending, BaseException):
+            raise pending
         if not pending:
             if not args.quiet:
                 from tqdm.auto import tqdm
@@ -196,16 +182,15 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         return True
 
-    with warnings.catch_warnings():
-        warnings.showwarning = _warning_line
-        with contextlib.suppress(AttributeError):
-            sys.stdout.reconfigure(errors="replace")
-        if not from_probs and to_tag:
-            tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                                 model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
-            # one stream over every input to tag (the VGGish embedder batches examples across files)
-            results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
-                                      sample_duration=args.sample_duration, hop_duration=args.hop_duration,
-                                      compat_truncate=args.compat_truncate, progress=not args.quiet)
-        report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
+    with contextlib.suppress(AttributeError):
+        sys.stdout.reconfigure(errors="replace")
+    if not from_probs and to_tag:
+        tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
+                             model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+        # one stream over every input to tag; each file's result comes as soon as that file is done
+        results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
+                                  sample_duration=args.sample_duration, hop_duration=args.hop_duration,
+                                  compat_truncate=args.compat_truncate, strict=args.strict,
+                                  progress=not args.quiet)
+    report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
     return report.exit_code
