@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import queue
+import re
 import struct
 import subprocess
 import tempfile
@@ -66,8 +67,8 @@ def ffmpeg_exe() -> str:
 
 def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
                  chunk_seconds: float = CHUNK_SECONDS,
-                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None
-                 ) -> Iterator[np.ndarray]:
+                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
+                 strict: bool = False) -> Iterator[np.ndarray]:
     """Decode a media file chunk by chunk to mono float32 at ``sr``.
 
     Parameters
@@ -84,6 +85,11 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         ``pre_resample(chunk, native_rate, last) -> samples``, called on every chunk in order and
         with ``last=True`` on the final (possibly empty) one (e.g.
         :class:`audiotagger.vggish.features.SecondSplicer`).
+    strict : bool
+        Refuse damaged media. By default, a stream with decoding errors (a cut file, garbage in the
+        middle) or that decodes to clearly less than the container's stated duration keeps what
+        decodes, with a :class:`~audiotagger.errors.AudioTaggerWarning` giving the decoded length
+        against the stated one; with ``strict`` it raises :class:`AudioError` instead.
 
     Yields
     ------
@@ -102,7 +108,8 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
     sr = _check_rate(sr)
     _check_file(path)
     with tempfile.TemporaryFile() as errfile:
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info",
+               "-i", str(path),
                "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-fflags", "+bitexact",
                "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
         try:
@@ -111,7 +118,7 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         except OSError as exc:
             raise AudioError(f"{path}: cannot run ffmpeg ({exc})") from None
         try:
-            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample)
+            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample, strict)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -245,7 +252,7 @@ def _check_file(path: Path) -> None:
 
 
 def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
-                     pre_resample=None) -> Iterator[np.ndarray]:
+                     pre_resample=None, strict: bool = False) -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     out = proc.stdout
     header = out.read(12)
@@ -293,10 +300,11 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
             mono = resampler.resample_chunk(mono, last=last)
         if last:
             proc.wait()
-            if proc.returncode != 0 or _error_lines(errfile):
-                raise _ffmpeg_error(path, errfile, proc.returncode)
             if done == 0:
+                if proc.returncode != 0 or _error_lines(errfile):
+                    raise _ffmpeg_error(path, errfile, proc.returncode)
                 raise AudioError(f"{path}: no audio samples (zero-length audio stream)")
+            _check_damage(path, errfile, proc.returncode, done / rate, strict)
         if len(mono):
             yield mono
         if last:
@@ -343,12 +351,63 @@ def _prefetch(stream, size: int, depth: int = 2) -> Iterator[bytes]:
         stop.set()
 
 
-def _error_lines(errfile) -> list[str]:
+_ERROR_LEVELS = ("[error]", "[fatal]", "[panic]")
+_DURATION = re.compile(r"^\[info\]\s+Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+DAMAGE_TOLERANCE_SECONDS = 1.0
+"""Decoded audio may fall short of the container's stated duration by this much (or by
+:data:`DAMAGE_TOLERANCE_FRACTION` of it) before it counts as damaged (audio tracks often end a little
+before the video)."""
+DAMAGE_TOLERANCE_FRACTION = 0.05
+
+
+def _log_lines(errfile) -> list[str]:
     errfile.flush()
     errfile.seek(0)
     text = errfile.read().decode("utf-8", "replace")
     errfile.seek(0, os.SEEK_END)
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _error_lines(errfile) -> list[str]:
+    """Ffmpeg's error messages (``-loglevel level+info``), without their level tag."""
+    out = []
+    for line in _log_lines(errfile):
+        for tag in _ERROR_LEVELS:
+            if tag in line:
+                out.append(line.replace(f"{tag} ", "").replace(tag, ""))
+                break
+    return out
+
+
+def stated_duration(errfile) -> float | None:
+    """The container's duration from ffmpeg's input dump (``Duration: HH:MM:SS.ss``), if stated."""
+    for line in _log_lines(errfile):
+        m = _DURATION.match(line)
+        if m:
+            return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return None
+
+
+def _check_damage(path: Path, errfile, returncode: int | None, decoded: float, strict: bool) -> None:
+    """Warn (or with ``strict`` raise) when a decoded stream had errors or fell short of its length."""
+    import warnings
+
+    from .errors import AudioTaggerWarning
+
+    errors = _error_lines(errfile)
+    stated = stated_duration(errfile)
+    short = stated is not None and decoded < stated - max(DAMAGE_TOLERANCE_SECONDS,
+                                                           DAMAGE_TOLERANCE_FRACTION * stated)
+    if not (errors or returncode or short):
+        return
+    detail = errors[0].split("] ")[-1] if errors else (f"ffmpeg exit status {returncode}" if returncode
+                                                        else "stream ends early")
+    of = f" of the {stated:.2f} s the container states" if stated is not None else ""
+    if strict:
+        raise AudioError(f"{path}: damaged media: decoded {decoded:.2f} s{of} ({detail}); refused "
+                         "(--strict)")
+    warnings.warn(f"{path}: damaged media: decoded {decoded:.2f} s{of} ({detail}); keeping what decodes "
+                  "(--strict refuses damaged files)", AudioTaggerWarning, stacklevel=3)
 
 
 def _ffmpeg_error(path: Path, errfile, returncode: int | None) -> AudioError:
