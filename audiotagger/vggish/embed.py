@@ -194,7 +194,8 @@ class VGGishEmbedder:
                          examples if save_logmel else None, duration, float(hop), "waveform", compat_truncate)
 
     def embed_file(self, path: str | os.PathLike, hop: float = P.DEFAULT_HOP_SECONDS,
-                   save_logmel: bool = False, compat_truncate: bool = False) -> Embedding:
+                   save_logmel: bool = False, compat_truncate: bool = False, strict: bool = False,
+                   final_partial: float | None = None) -> Embedding:
         """Embed a media file (any format ffmpeg reads), streaming it.
 
         Parameters
@@ -207,6 +208,8 @@ class VGGishEmbedder:
             Keep the log-mel examples in the result.
         compat_truncate : bool
             See :meth:`embed_waveform`.
+        strict, final_partial
+            See :meth:`iter_embed`.
 
         Returns
         -------
@@ -218,15 +221,21 @@ class VGGishEmbedder:
             The file cannot be decoded (the message names it and the problem).
         """
         ((_, result),) = self.iter_embed([path], hop=hop, save_logmel=save_logmel,
-                                         compat_truncate=compat_truncate)
+                                         compat_truncate=compat_truncate, strict=strict,
+                                         final_partial=final_partial)
         if isinstance(result, BaseException):
             raise result
         return result
 
     def iter_embed(self, sources: Iterable[str | os.PathLike], *, hop: float = P.DEFAULT_HOP_SECONDS,
-                   save_logmel: bool = False, progress: bool = False, compat_truncate: bool = False
+                   save_logmel: bool = False, progress: bool = False, compat_truncate: bool = False,
+                   strict: bool = False, final_partial: float | None = None
                    ) -> Iterator[tuple[Path, Embedding | AudioTaggerError]]:
-        """Embed many files, batching examples across them.
+        """Embed many files; each file's result is yielded as soon as that file is done.
+
+        Examples run in full batches while a file streams; its last, partial batch runs when the file
+        ends (the network has a free batch dimension, so a partial batch costs in proportion to its
+        size), so a finished file's result never waits for the next file to be read.
 
         Parameters
         ----------
@@ -240,6 +249,12 @@ class VGGishEmbedder:
             Show a progress bar of the audio seconds embedded so far (with the rate) on stderr.
         compat_truncate : bool
             See :meth:`embed_waveform`.
+        strict : bool
+            Refuse damaged media instead of keeping what decodes with a warning
+            (:func:`audiotagger.audio.stream_audio`).
+        final_partial : float, optional
+            Seconds of audio after the last complete example that make one more, zero-padded example
+            (see :class:`.features.ExampleStream`); None keeps only complete examples.
 
         Yields
         ------
@@ -297,9 +312,10 @@ class VGGishEmbedder:
             job = _Job(Path(source), float(hop), save_logmel, compat_truncate)
             pending.append(job)
             try:
-                stream = ExampleStream(frame_hop, name=str(job.source))
+                stream = ExampleStream(frame_hop, name=str(job.source),
+                                       final_partial=None if compat_truncate else final_partial)
                 splicer = SecondSplicer() if compat_truncate else None
-                for chunk in stream_audio(job.source, pre_resample=splicer):
+                for chunk in stream_audio(job.source, pre_resample=splicer, strict=strict):
                     enqueue(job, stream.push(chunk))
                     run(False)
                 enqueue(job, stream.finish())
@@ -314,7 +330,7 @@ class VGGishEmbedder:
                 job.raw.clear()
                 job.quantized.clear()
                 job.logmel.clear()
-            run(False)
+            run(True)       # this file's last partial batch now: its result must not wait for the next file
             yield from finished()
         run(True)
         bar.close()
