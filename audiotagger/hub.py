@@ -246,6 +246,8 @@ def verify_file(info: ModelInfo, path: str | os.PathLike, *, full: bool = True) 
     hashed = full or not _stamp_valid(info, path)
     try:
         check_file(path, info.expected, checksum=hashed)
+        if hashed and info.format in filecheck.FULL_CHECKS:   # every checksum of the format, every tensor
+            filecheck.FULL_CHECKS[info.format](path)
     except ModelError:
         _drop_stamp(path)
         raise
@@ -337,6 +339,50 @@ def other_files(*, model_dir: str | os.PathLike | None = None) -> tuple[list[Pat
     derived = [p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)
                and not (p.parent == root and p.name in known)]
     return derived, partial
+
+
+def clean(*, model_dir: str | os.PathLike | None = None, partial: bool = False,
+          dry_run: bool = False) -> list[tuple[Path, int]]:
+    """Remove what the cache holds besides the model files (``audiotagger models clean``).
+
+    Parameters
+    ----------
+    model_dir : path-like, optional
+        Cache folder override.
+    partial : bool
+        Also remove interrupted downloads (``.<file>.part``; kept by default so they resume).
+    dry_run : bool
+        Remove nothing; only report.
+
+    Returns
+    -------
+    list of (pathlib.Path, int)
+        Each file removed (or that would be) and its size: converted weights (rebuilt on the next
+        load), temporary files of killed processes, and verification stamps of files no longer there.
+        Model files and their valid stamps are never touched.
+    """
+    from .fileio import sweep_stale_parts
+
+    root = cache_dir(model_dir)
+    if not root.is_dir():
+        return []
+    derived, partials = other_files(model_dir=model_dir)
+    doomed = list(derived) + (list(partials) if partial else [])
+    doomed += [p for p in root.glob(".*.verified")
+               if not (root / p.name.removeprefix(".").removesuffix(".verified")).is_file()]
+    out: list[tuple[Path, int]] = []
+    for p in doomed:
+        try:
+            size = p.stat().st_size
+            if not dry_run:
+                p.unlink()
+        except OSError:
+            continue
+        out.append((p, size))
+    if not dry_run:
+        for folder in {root, *(p.parent for p, _ in out)}:
+            out += [(p, 0) for p in sweep_stale_parts(folder)]
+    return out
 
 
 # --- lookup, download, import ---------------------------------------------------------------------
@@ -525,6 +571,8 @@ def import_file(source: str | os.PathLike, name: str | None = None, *,
         raise ParameterError(f"{info.name}: is shipped with the package, nothing to import")
     try:
         check_file(source, info.expected, digests=digests)   # identify's digests: no second read
+        if info.format in filecheck.FULL_CHECKS:
+            filecheck.FULL_CHECKS[info.format](source)
     except ModelError as exc:
         why = str(exc).removeprefix(f"{source}: ")
         raise ModelError(f"{source}: not a valid {info.name} file ({info.filename}): {why}") from None
