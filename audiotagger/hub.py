@@ -222,7 +222,7 @@ def _drop_stamp(path: Path) -> None:
         _stamp_path(path).unlink()
 
 
-def verify_file(info: ModelInfo, path: str | os.PathLike, *, full: bool = True) -> Path:
+def verify_file(info: ModelInfo, path: str | os.PathLike, *, full: bool = True, stamp: bool = False) -> Path:
     """Check ``path`` as a copy of ``info``; raise :class:`ModelError` naming it and the problem.
 
     Parameters
@@ -235,23 +235,29 @@ def verify_file(info: ModelInfo, path: str | os.PathLike, *, full: bool = True) 
         Hash the whole file even if its stamp says it was verified (``models verify``); False checks
         size and structure, and hashes only a file without a valid stamp (the load-time check).
 
+    stamp : bool
+        ``path`` is a file of the model cache: record a successful full check in a stamp beside it
+        (if the folder allows). Never for files elsewhere (a user's copy, a shared read-only folder),
+        which are left exactly as they are.
+
     Returns
     -------
     pathlib.Path
-        ``path``; a stamp is written beside it after a successful full check (if the folder allows).
+        ``path``.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: {info.name} file not found")
-    hashed = full or not _stamp_valid(info, path)
+    hashed = full or not (stamp and _stamp_valid(info, path))
     try:
         check_file(path, info.expected, checksum=hashed)
         if hashed and info.format in filecheck.FULL_CHECKS:   # every checksum of the format, every tensor
             filecheck.FULL_CHECKS[info.format](path)
     except ModelError:
-        _drop_stamp(path)
+        if stamp:
+            _drop_stamp(path)
         raise
-    if hashed and info.kind != "packaged":
+    if hashed and stamp and info.kind != "packaged":
         _write_stamp(info, path)
     return path
 
@@ -305,7 +311,7 @@ def status(name: str, *, model_dir: str | os.PathLike | None = None, full: bool 
     size = path.stat().st_size
     try:
         if full:
-            verify_file(info, path, full=True)
+            verify_file(info, path, full=True, stamp=True)
         else:
             check_file(path, info.expected, checksum=False)
     except ModelError as exc:
@@ -435,11 +441,11 @@ def locate(name: str, path: str | os.PathLike | None = None, *,
     if info.kind == "packaged":
         if not cached.is_file():
             raise ModelError(f"{cached}: packaged {name} model missing; reinstall audiotagger")
-        return verify_file(info, cached, full=False)
+        return verify_file(info, cached, full=False, stamp=True)
     problem = "not in the model cache"
     if cached.is_file():
         try:
-            return verify_file(info, cached, full=False)
+            return verify_file(info, cached, full=False, stamp=True)
         except ModelError as exc:
             problem = f"cached copy is corrupt ({str(exc).removeprefix(f'{cached}: ')})"
     if is_offline(offline):
@@ -496,7 +502,7 @@ def fetch(name: str, *, model_dir: str | os.PathLike | None = None, force: bool 
         raise DownloadError(f"{url}: not downloaded: offline mode is on (--offline or {OFFLINE_ENV}=1)")
     if not force and dest.is_file() and _stamp_valid(info, dest):
         with contextlib.suppress(ModelError):
-            return verify_file(info, dest, full=False)
+            return verify_file(info, dest, full=False, stamp=True)
     if progress:
         print(f"audiotagger: downloading {name} from {url} to {dest}", file=sys.stderr)
     if force:
