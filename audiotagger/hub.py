@@ -177,11 +177,32 @@ def get_info(name: str) -> ModelInfo:
         raise ParameterError(f"{name}: unknown model (known: {', '.join(REGISTRY)})") from None
 
 
+def check_mirror(mirror: str) -> str:
+    """Return ``$AUDIOTAGGER_MIRROR`` if it is an ``http://``, ``https://`` or ``file://`` URL.
+
+    Raises
+    ------
+    ParameterError
+        Anything else (a bare host, a typo in the scheme, a space), naming the variable and the value.
+    """
+    try:
+        parts = urllib.parse.urlsplit(mirror)
+        ok = (parts.scheme in ("http", "https") and bool(parts.hostname)) or (
+            parts.scheme == "file" and bool(parts.path))
+        if parts.port is not None and not 0 < parts.port < 65536:
+            ok = False
+    except ValueError:       # a bad port or IPv6 literal
+        ok = False
+    if not ok or any(c.isspace() for c in mirror):
+        raise ParameterError(f"{MIRROR_ENV}: not an http://, https:// or file:// URL: {mirror!r}")
+    return mirror
+
+
 def url_for(info: ModelInfo) -> str:
     """Return the address to fetch ``info`` from: ``$AUDIOTAGGER_MIRROR/<file>`` or the official URL."""
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     if mirror:
-        return f"{mirror.rstrip('/')}/{urllib.parse.quote(info.filename)}"
+        return f"{check_mirror(mirror).rstrip('/')}/{urllib.parse.quote(info.filename)}"
     return info.url
 
 

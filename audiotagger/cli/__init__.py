@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import AudioTaggerError, ParameterError
-from .common import EXIT_FAILED, EXIT_USAGE, error_line, warning_line
+from .common import EXIT_FAILED, EXIT_USAGE, error_line, os_error_line, warning_line
 from .quiet import quiet_tensorflow_import
 
 # Subcommand modules, in the order ``--help`` lists them. Each defines ``add_parser(subparsers)``
@@ -107,3 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             return 141
+        except OSError as exc:      # a full disk or a folder that went away while writing one output
+            print(os_error_line(exc), file=sys.stderr)
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            return EXIT_FAILED

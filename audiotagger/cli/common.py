@@ -42,6 +42,36 @@ def warning_line(message, category=None, filename=None, lineno=None, file=None, 
     tqdm.write(f"audiotagger: warning: {text}", file=sys.stderr if file is None else file)
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for an ``OSError``: ``audiotagger: error: <file>: <strerror>``."""
+    name = exc.filename if exc.filename is not None else ""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return f"audiotagger: error: {name}: {why}" if name else f"audiotagger: error: {why}"
+
+
+def check_output_file(path: str | os.PathLike | None, flag: str) -> None:
+    """Before any work: make sure ``path`` can be written (its folder is created and probed).
+
+    Raises
+    ------
+    DataError
+        The folder cannot be created or written, or ``path`` is a folder; the message names the flag.
+    """
+    if path is None:
+        return
+    from ..fileio import ensure_writable_dir
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{flag} {path}: is a folder, expected a file name")
+    try:
+        ensure_writable_dir(path.parent if str(path.parent) else ".")
+        if path.exists() and not os.access(path, os.W_OK) and os.geteuid() != 0:
+            raise PermissionError(13, "Permission denied", str(path))
+    except OSError as exc:
+        raise DataError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
 # --- argparse types -------------------------------------------------------------------------------
 
 def positive_float(text: str) -> float:

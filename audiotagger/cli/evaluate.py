@@ -23,7 +23,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Run ``evaluate``."""
     from ..train.evaluate import evaluate
+    from .common import check_output_file
 
+    check_output_file(args.json, "--json")        # before the (long) evaluation
     s = evaluate(args.model, args.data, json_path=args.json, batch_size=args.batch_size)
     print(f"{s['model']} on {s['data']} ({s['n_clips']} clips, {s['n_classes']} classes): "
           f"mAP {s['mAP']:.4f}  AUC {s['AUC']:.4f}  d' {s['d_prime']:.4f}")
