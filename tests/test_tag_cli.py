@@ -106,10 +106,18 @@ def test_mp4_from_probs_without_video_fails_cleanly(tmp_path, capsys):
 def test_smoothing_flag_forms():
     from audiotagger.cli import parse_args
 
-    assert parse_args(["tag", "a.wav", "--smooth"]).smooth == 5
-    assert parse_args(["tag", "a.wav", "--smooth", "3"]).smooth == 3
-    assert parse_args(["tag", "a.wav", "--smooth-size", "4"]).smooth == 4
-    assert parse_args(["tag", "a.wav"]).smooth is None
+    from audiotagger.cli.common import smooth_steps
+
+    def steps(*argv):
+        args = parse_args(["tag", "a.wav", *argv])
+        return smooth_steps(args.smooth, args.smooth_size, 5)
+
+    assert steps("--smooth") == 5
+    assert steps("--smooth", "3") == 3
+    assert steps("--smooth-size", "4") == 4
+    assert steps("--smooth", "--smooth-size", "4") == 4          # parse's spelling works for tag too
+    assert steps("--smooth", "no") == 0 and steps("--smooth", "yes") == 5
+    assert steps() is None
     assert parse_args(["tag", "a.wav", "--show_music_speech", "n"]).show_music_speech is False
     assert parse_args(["tag", "a.wav", "--show-music-speech"]).show_music_speech is True
     assert np.isclose(parse_args(["tag", "a.wav", "--threshold", "0.01"]).threshold, 0.01)

@@ -124,6 +124,31 @@ def str2bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (yes/no), got {text!r}")
 
 
+def smooth_value(text: str) -> int | bool:
+    """Argparse type of ``--smooth`` (``tag`` and ``parse`` alike): a step count N >= 0, or yes/no.
+
+    ``--smooth`` alone or ``--smooth yes`` smooths over ``--smooth-size`` steps (default 5); ``--smooth N``
+    over N steps; ``--smooth no`` or ``--smooth 0`` not at all.
+    """
+    if text.strip().lstrip("+-").isdigit():
+        return nonnegative_int(text)
+    try:
+        return str2bool(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number of steps or yes/no, got {text!r}") from None
+
+
+def smooth_steps(smooth: int | bool | None, size: int | None, default: int) -> int | None:
+    """Combine ``--smooth`` and ``--smooth-size`` into a step count (None: neither given)."""
+    if smooth is None:
+        return size
+    if smooth is True:
+        return default if size is None else size
+    if smooth is False:
+        return 0
+    return int(smooth)
+
+
 def _number(text: str, kind: type) -> int | float:
     try:
         return kind(text)

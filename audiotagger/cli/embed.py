@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, expand_inputs, positive_float, positive_int, run_each
+from .common import EXIT_OK, expand_inputs, plan_outputs, positive_float, positive_int, run_each
 
 FORMATS = {"npz": ".npz", "tfrecord": ".tfrecord"}
 
@@ -61,17 +61,9 @@ def run(args) -> int:
     suffix = FORMATS[args.format]
     items, problems = expand_inputs(args.inputs, recursive=args.recursive)
 
-    outputs, todo, notes = {}, [], {}
-    for item in items:
-        out = item.output(args.output_dir, suffix)
-        if out in outputs:
-            notes[item] = f"{item.path}: output {out} would also be written by {outputs[out].path}"
-            continue
-        outputs[out] = item
-        if out.exists() and not args.overwrite:
-            notes[item] = None
-        else:
-            todo.append(item)
+    plans = plan_outputs(items, lambda item: {args.format: item.output(args.output_dir, suffix)},
+                         overwrite=args.overwrite)
+    todo = [item for item in items if isinstance(plans[item], dict) and plans[item]]
 
     results = iter(())
     if todo:
@@ -85,12 +77,12 @@ def run(args) -> int:
                                       compat_truncate=args.compat_truncate, strict=args.strict)
 
     def work(item) -> bool:
-        from ..errors import AudioTaggerError
         from ..vggish.embed import save_embedding
 
-        if item in notes:
-            if notes[item] is not None:
-                raise AudioTaggerError(notes[item])
+        plan = plans[item]
+        if isinstance(plan, BaseException):
+            raise plan
+        if not plan:
             if not args.quiet:
                 print(f"audiotagger: {item.output(args.output_dir, suffix)} exists, skipped "
                       "(--overwrite replaces it)", file=sys.stderr)
@@ -98,8 +90,7 @@ def run(args) -> int:
         source, result = next(results)
         if isinstance(result, BaseException):
             raise result
-        save_embedding(result, item.output(args.output_dir, suffix), format=args.format,
-                       overwrite=args.overwrite)
+        save_embedding(result, plan[args.format], format=args.format, overwrite=True)
         return True
 
     report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="embed")

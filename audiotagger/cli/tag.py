@@ -24,6 +24,8 @@ from .common import (
     positive_int,
     probability,
     run_each,
+    smooth_steps,
+    smooth_value,
     str2bool,
 )
 
@@ -85,11 +87,12 @@ def add_parser(sub) -> None:
     d.add_argument("--compat", action="store_true", default=None,
                    help="the original selection rule: 3 to 5 tags per second, Silence alone, '--' between "
                         "tags (ignores --top-k)")
-    d.add_argument("--smooth", type=nonnegative_int, nargs="?", const=pp.DEFAULT_SMOOTH_SIZE, default=None,
-                   metavar="N", help=f"causal moving average over N steps before selection (--smooth alone: "
-                                     f"{pp.DEFAULT_SMOOTH_SIZE}; default: off)")
-    d.add_argument("--smooth-size", "--smooth_size", dest="smooth", type=nonnegative_int,
-                   help=argparse.SUPPRESS)
+    d.add_argument("--smooth", type=smooth_value, nargs="?", const=True, default=None, metavar="N",
+                   help="causal moving average over N steps before selection (--smooth alone: "
+                        f"--smooth-size, default {pp.DEFAULT_SMOOTH_SIZE}; --smooth no: off; default: off). "
+                        "Same syntax as 'parse --smooth'")
+    d.add_argument("--smooth-size", "--smooth_size", dest="smooth_size", type=positive_int, default=None,
+                   metavar="N", help=f"steps averaged by --smooth (default: {pp.DEFAULT_SMOOTH_SIZE})")
     d.add_argument("--per-second", action="store_true", default=None,
                    help="one cue per second like the original (default: merge identical neighbours)")
     d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
@@ -136,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
-               "smooth": args.smooth, "per_second": args.per_second}
+               "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
+               "per_second": args.per_second}
     if not from_probs:
         display = backend_display(display, is_panns(args.model))
     options = resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
