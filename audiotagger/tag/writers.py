@@ -196,7 +196,7 @@ class WriteJSON(TextWriter):
             "settings": json.loads(json.dumps(res.meta, sort_keys=True)),
             "display": sel.options.to_dict(),
             "summary": [{"label": res.names[c], "mid": res.mids[c], "score": round(s, 4),
-                         "share": round(p, 2)} for c, s, p in sel.summary()],
+                         "shown_percent": round(p, 1)} for c, s, p in sel.summary()],
             "segments": [{"start": round(cue.start, 3), "end": round(cue.end, 3),
                           "text": sel.text(cue.classes),
                           "tags": [{"label": res.names[c], "mid": res.mids[c], "score": round(s, 4)}
