@@ -68,7 +68,7 @@ def ffmpeg_exe() -> str:
 def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
                  chunk_seconds: float = CHUNK_SECONDS,
                  pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
-                 strict: bool = False) -> Iterator[np.ndarray]:
+                 strict: bool = False, info: dict | None = None) -> Iterator[np.ndarray]:
     """Decode a media file chunk by chunk to mono float32 at ``sr``.
 
     Parameters
@@ -90,6 +90,10 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         middle) or that decodes to clearly less than the container's stated duration keeps what
         decodes, with a :class:`~audiotagger.errors.AudioTaggerWarning` giving the decoded length
         against the stated one; with ``strict`` it raises :class:`AudioError` instead.
+    info : dict, optional
+        Filled, before the first chunk is yielded, with ``rate`` and ``channels`` of the stream and
+        ``duration``: the container's stated duration in seconds (None when it states none), for
+        progress bars with a total.
 
     Yields
     ------
@@ -118,7 +122,7 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         except OSError as exc:
             raise AudioError(f"{path}: cannot run ffmpeg ({exc})") from None
         try:
-            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample, strict)
+            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample, strict, info)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -252,7 +256,8 @@ def _check_file(path: Path) -> None:
 
 
 def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
-                     pre_resample=None, strict: bool = False) -> Iterator[np.ndarray]:
+                     pre_resample=None, strict: bool = False, info: dict | None = None
+                     ) -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     out = proc.stdout
     header = out.read(12)
@@ -278,6 +283,8 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
                 raise AudioError(f"{path}: unexpected sample format from ffmpeg ({fmt_tag}, {bits} bits)")
     if not channels or not rate:
         raise AudioError(f"{path}: ffmpeg wrote no audio format")
+    if info is not None:
+        info.update(rate=rate, channels=channels, duration=stated_duration(errfile))
 
     resampler = None
     if rate != sr:

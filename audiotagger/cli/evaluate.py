@@ -17,6 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the stats with per-class AP/AUC to FILE")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=1024,
                    help="clips per model call (default: %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -26,7 +27,8 @@ def run(args) -> int:
     from .common import check_output_file
 
     check_output_file(args.json, "--json")        # before the (long) evaluation
-    s = evaluate(args.model, args.data, json_path=args.json, batch_size=args.batch_size)
+    s = evaluate(args.model, args.data, json_path=args.json, batch_size=args.batch_size,
+                 progress=not args.quiet)
     print(f"{s['model']} on {s['data']} ({s['n_clips']} clips, {s['n_classes']} classes): "
           f"mAP {s['mAP']:.4f}  AUC {s['AUC']:.4f}  d' {s['d_prime']:.4f}")
     return 0

@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(result, BaseException):
                 raise result
         sel = Selection(result, sel_options)
-        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source)
+        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source, progress=not args.quiet)
         if not args.quiet:
             from tqdm.auto import tqdm
 

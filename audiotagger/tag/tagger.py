@@ -355,7 +355,7 @@ def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[
 
 
 def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = False, burn: bool = False,
-                  source: str | os.PathLike | None = None) -> list[Path]:
+                  source: str | os.PathLike | None = None, progress: bool = False) -> list[Path]:
     """Write every requested format of one selection.
 
     Parameters
@@ -370,6 +370,8 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
         ``mp4``: draw the tags onto the frames instead of adding a subtitle track.
     source : path-like, optional
         The media file (for ``png`` and ``mp4``); default ``sel.result.source``.
+    progress : bool
+        ``--burn``: a progress bar over the frames.
 
     Returns
     -------
@@ -391,7 +393,8 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
             if path.exists() and not overwrite:
                 continue
             try:
-                get_writer(fmt).write(sel, group.stage(path), overwrite=True, source=src, burn=burn)
+                get_writer(fmt).write(sel, group.stage(path), overwrite=True, source=src, burn=burn,
+                                      progress=progress)
                 written.append(path)
             except AudioError as exc:
                 from .video import NoVideoStreamError

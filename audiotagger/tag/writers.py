@@ -102,7 +102,8 @@ class ResultWriter:
         overwrite : bool
             Replace an existing file (otherwise ``FileExistsError``).
         **context
-            Format-specific extras: ``source`` (the media file, for png and mp4), ``burn`` (mp4).
+            Format-specific extras: ``source`` (the media file, for png and mp4), ``burn`` and
+            ``progress`` (mp4).
         """
         raise NotImplementedError
 
@@ -254,7 +255,7 @@ class WriteMP4(ResultWriter):
         from .video import write_tagged_video
 
         return write_tagged_video(sel, path, source=context.get("source"), burn=bool(context.get("burn")),
-                                  overwrite=overwrite)
+                                  overwrite=overwrite, progress=bool(context.get("progress")))
 
 
 _WRITERS: dict[str, type[ResultWriter]] = {

@@ -246,7 +246,8 @@ class VGGishEmbedder:
         save_logmel : bool
             Keep the log-mel examples in the results.
         progress : bool
-            Show a progress bar of the audio seconds embedded so far (with the rate) on stderr.
+            Show a progress bar per file on stderr: audio seconds embedded, of the container's stated
+            duration (with the rate and an ETA where the container states it).
         compat_truncate : bool
             See :meth:`embed_waveform`.
         strict : bool
@@ -268,7 +269,7 @@ class VGGishEmbedder:
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="embedding", unit="audio-s", disable=not progress, leave=False, file=sys.stderr,
-                   bar_format="{desc}: {n:.0f} {unit} [{elapsed}, {rate_fmt}]")
+                   bar_format="{desc}: {n:.0f}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]")
         pending: deque[_Job] = deque()
         queue: deque[tuple[_Job, np.ndarray]] = deque()
 
@@ -315,7 +316,11 @@ class VGGishEmbedder:
                 stream = ExampleStream(frame_hop, name=str(job.source),
                                        final_partial=None if compat_truncate else final_partial)
                 splicer = SecondSplicer() if compat_truncate else None
-                for chunk in stream_audio(job.source, pre_resample=splicer, strict=strict):
+                info: dict = {}
+                for chunk in stream_audio(job.source, pre_resample=splicer, strict=strict, info=info):
+                    if "duration" in info:       # this file's stated length: a total and an ETA for its bar
+                        bar.reset(total=info.pop("duration"))
+                        bar.set_description(job.source.name[-40:], refresh=False)
                     enqueue(job, stream.push(chunk))
                     run(False)
                 enqueue(job, stream.finish())
