@@ -154,29 +154,55 @@ def load_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE) -> np.nda
     return np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
 
 
-def to_mono(x: np.ndarray, name: str = "waveform") -> np.ndarray:
-    """Average the channels of ``x`` (shape ``(samples, channels)``, as VGGish's reference expects).
+MAX_CHANNELS = 16
+"""Most channels an in-memory waveform is taken to have when its layout is inferred."""
+
+
+def to_mono(x: np.ndarray, name: str = "waveform", channels_axis: int | None = None) -> np.ndarray:
+    """Average the channels of ``x``, given as ``(samples, channels)`` or ``(channels, samples)``.
 
     Parameters
     ----------
-    x : np.ndarray [shape=(n,) or (n, channels)]
-        Audio samples.
+    x : np.ndarray [shape=(n,), (n, channels) or (channels, n)]
+        Audio samples, floating point.
     name : str
         Name used in error messages.
+    channels_axis : {None, 0, 1}
+        Which axis of a 2-D ``x`` holds the channels: 1 for ``(samples, channels)`` (VGGish's and
+        soundfile's layout), 0 for ``(channels, samples)`` (librosa's and torchaudio's). None infers it
+        when exactly one axis is at most :data:`MAX_CHANNELS` long and the other is longer, and refuses
+        anything else as ambiguous (a stereo pair must never be read as 2-sample audio).
 
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float32]
+
+    Raises
+    ------
+    ParameterError
+        Not 1-D or 2-D, not floating point, or an ambiguous 2-D layout.
     """
     x = np.asarray(x)
     if x.ndim not in (1, 2):
-        raise ParameterError(f"{name}: audio must be 1-D or (samples, channels), got shape {x.shape}")
+        raise ParameterError(f"{name}: audio must be 1-D, (samples, channels) or (channels, samples), "
+                             f"got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ParameterError(f"{name}: audio must be floating point in [-1, 1], got dtype {x.dtype} "
                              "(divide integer PCM by its full scale, e.g. int16 / 32768)")
-    if x.ndim == 2:
-        return _average_channels(x)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if channels_axis is None:
+        rows, cols = x.shape
+        if cols <= MAX_CHANNELS < rows:
+            channels_axis = 1
+        elif rows <= MAX_CHANNELS < cols:
+            channels_axis = 0
+        else:
+            raise ParameterError(f"{name}: cannot tell samples from channels in shape {x.shape}; pass "
+                                 "channels_axis=1 for (samples, channels) or 0 for (channels, samples)")
+    if channels_axis not in (0, 1):
+        raise ParameterError(f"{name}: channels_axis must be 0, 1 or None, got {channels_axis!r}")
+    return _average_channels(x if channels_axis == 1 else x.T)
 
 
 def _average_channels(x: np.ndarray) -> np.ndarray:

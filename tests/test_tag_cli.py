@@ -105,7 +105,6 @@ def test_mp4_from_probs_without_video_fails_cleanly(tmp_path, capsys):
 
 def test_smoothing_flag_forms():
     from audiotagger.cli import parse_args
-
     from audiotagger.cli.common import smooth_steps
 
     def steps(*argv):

@@ -239,13 +239,15 @@ class PannsTagger:
 
     def tag_waveform(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
                      sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
-                     hop_duration: float = params.DEFAULT_HOP_DURATION) -> PannsScores:
+                     hop_duration: float = params.DEFAULT_HOP_DURATION, *,
+                     channels_axis: int | None = None) -> PannsScores:
         """Score sliding windows of an in-memory waveform.
 
         Parameters
         ----------
-        x : np.ndarray [shape=(samples,) or (samples, channels)]
-            Audio at ``sr`` (channels are averaged; other rates are resampled to 32 kHz).
+        x : np.ndarray [shape=(samples,), (samples, channels) or (channels, samples)]
+            Audio at ``sr`` (channels are averaged, see :func:`audiotagger.audio.to_mono` for
+            ``channels_axis``; other rates are resampled to 32 kHz).
         sr : int
             Its sample rate.
         sample_duration, hop_duration : float
@@ -257,7 +259,7 @@ class PannsTagger:
         """
         from ..audio import check_finite, resample, to_mono
 
-        x = to_mono(np.asarray(x))
+        x = to_mono(np.asarray(x), "waveform", channels_axis)
         check_finite(x, "waveform", sr)
         return self.tag_chunks([resample(x, sr, params.SAMPLE_RATE)], sample_duration, hop_duration)
 

@@ -245,10 +245,35 @@ class Tagger:
                 yield path, exc
 
     def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-                     source: str = "<waveform>", compat_truncate: bool = False) -> TagResult:
-        """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
+                     source: str = "<waveform>", compat_truncate: bool = False,
+                     channels_axis: int | None = None) -> TagResult:
+        """Tag an in-memory waveform at sample rate ``sr``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, float, shape (n,), (n, channels) or (channels, n)
+            Samples in [-1, 1]; channels are averaged.
+        sr : int
+            Sample rate in Hz.
+        left, right : int
+            Context seconds before/after each second.
+        source : str
+            Name recorded in the result and used in messages.
+        compat_truncate : bool
+            See :meth:`tag`.
+        channels_axis : {None, 0, 1}
+            Axis of the channels of a 2-D ``x`` (see :func:`audiotagger.audio.to_mono`); None infers it
+            and refuses an ambiguous shape.
+
+        Returns
+        -------
+        TagResult
+        """
+        from ..audio import to_mono
+
         left, right = check_context(left, right)
-        emb = self.embedder.embed_waveform(x, sr, hop=1.0, compat_truncate=compat_truncate)
+        mono = to_mono(x, source, channels_axis)
+        emb = self.embedder.embed_waveform(mono, sr, hop=1.0, compat_truncate=compat_truncate)
         return self._result(source, emb, left, right, False)
 
 
