@@ -156,13 +156,15 @@ class VGGishEmbedder:
         return self.postprocessor(raw), raw
 
     def embed_waveform(self, x: np.ndarray, sr: float, hop: float = P.DEFAULT_HOP_SECONDS,
-                       save_logmel: bool = False, compat_truncate: bool = False) -> Embedding:
+                       save_logmel: bool = False, compat_truncate: bool = False,
+                       channels_axis: int | None = None) -> Embedding:
         """Embed an in-memory signal.
 
         Parameters
         ----------
-        x : np.ndarray [shape=(n,) or (n, channels)]
-            Float samples in [-1, 1]; channels are averaged.
+        x : np.ndarray [shape=(n,), (n, channels) or (channels, n)]
+            Float samples in [-1, 1]; channels are averaged (``channels_axis``: see
+            :func:`audiotagger.audio.to_mono`; None infers it and refuses an ambiguous shape).
         sr : float
             Sample rate (resampled to 16 kHz with libsoxr VHQ if different).
         hop : float
@@ -185,9 +187,10 @@ class VGGishEmbedder:
         x = np.asarray(x)
         if x.size == 0:
             raise AudioError("waveform: no samples")
+        x = to_mono(x, "waveform", channels_axis)
         frame_hop, duration = framing_hop(hop, compat_truncate), len(x) / float(sr)
         if compat_truncate:
-            x = SecondSplicer()(to_mono(x), int(sr), last=True)
+            x = SecondSplicer()(x, int(sr), last=True)
         examples = waveform_to_examples(x, sr, frame_hop)
         embedding, raw = self.embed_examples(examples)
         return Embedding(embedding, raw, example_times(len(raw), hop),
