@@ -934,3 +934,15 @@ def test_sigterm_during_burn_leaves_no_part_file(media, models, spawn_env, tmp_p
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "Traceback" not in err, err
     assert outputs(out) == []
+
+
+def test_quiet_burn_says_nothing(media, models, tmp_path, capsys):
+    """``-q`` silences moviepy too (issue 13): a clean --burn run prints nothing at all."""
+    pytest.importorskip("moviepy")
+    out = tmp_path / "out"
+    code, stdout, err = cli(
+        capsys, "tag", media / "clip.mp4", "-f", "mp4", "--burn", "-o", out, "-q", *models["args"]
+    )
+    check(code, err, 0, root=tmp_path)
+    assert stdout == "" and err == ""
+    assert outputs(out) == ["clip.tagged.mp4"]
