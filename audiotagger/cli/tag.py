@@ -50,9 +50,10 @@ def add_parser(sub) -> None:
                         "several inputs)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, metavar="NAME|PATH",
-                   help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'; "
-                        "or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth checkpoint; or "
-                        "yamnet (or a yamnet.h5 / YAMNet .tflite file)")
+                   help="classifier: 'default' (packaged) or a model file written by 'audiotagger train' "
+                        "(a custom model trained with --audio loads its own backbone and writes its own "
+                        "labels); or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth "
+                        "checkpoint; or yamnet (or a yamnet.h5 / YAMNet .tflite file)")
     m.add_argument("--checkpoint", default=None, metavar="CKPT",
                    help="VGGish checkpoint (vggish_model.ckpt), the .pth of a panns-* model, or yamnet.h5")
     m.add_argument("--pca-params", "--pca_params", dest="pca_params", default=None, metavar="NPZ",
@@ -129,8 +130,10 @@ def run(args: argparse.Namespace) -> int:
         check_backend_options,
         load_tagger,
         media_source,
+        model_labels,
         output_paths,
         resolve_display,
+        result_labels,
         write_outputs,
     )
     from ..tag.windows import check_context
@@ -151,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
                "smooth": args.smooth, "per_second": args.per_second}
     if not from_probs:
         display = backend_display(display, backend)
-    options = resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
+    # usage errors (e.g. an unknown --exclude class) before any work; a custom model has its own classes,
+    # and each re-rendered .npz its own (checked when it is read)
+    options = resolve_display(display, labels=None if from_probs else model_labels(args.model),
+                              check=not from_probs)
     specs = args.from_probs if from_probs else args.inputs
     exts = frozenset({".npz"}) if from_probs else None
     items, problems = expand_inputs(specs, recursive=args.recursive,
@@ -187,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         source = None
         if from_probs:
             result, stored = load_result(item.path)
-            sel_options = resolve_display(display, stored)
+            sel_options = resolve_display(display, stored, result_labels(result))
             source = media_source(result)
         else:
             sel_options = options

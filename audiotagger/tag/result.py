@@ -39,7 +39,8 @@ class TagResult:
     times : numpy.ndarray, float64, shape (n,)
         Start of each step in seconds.
     probs : numpy.ndarray, float32, shape (n, C)
-        Probability of each class at each step (C = 527 AudioSet classes; 521 for YAMNet).
+        Probability of each class at each step (C = 527 AudioSet classes; 521 for YAMNet;
+        a custom model's own).
     hop : float
         Seconds between steps; a step is shown from ``times[i]`` to ``times[i] + hop``.
     window : float

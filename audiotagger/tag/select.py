@@ -94,7 +94,17 @@ class DisplayOptions:
         object.__setattr__(self, "smooth", int(self.smooth))
         for name in ("show_music_speech", "compat", "per_second"):
             object.__setattr__(self, name, bool(getattr(self, name)))
-        hidden_classes(self)  # validates --exclude
+
+    def check(self, labels: LabelSet | None = None) -> DisplayOptions:
+        """Validate ``--exclude`` against a label set (default: AudioSet's); returns ``self``.
+
+        Raises
+        ------
+        ParameterError
+            If an ``--exclude`` entry names no class of ``labels``.
+        """
+        hidden_classes(self, *((labels.mids, labels.names) if labels is not None else ()))
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (stored in the ``.npz`` settings)."""

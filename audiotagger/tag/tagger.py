@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import AudioError, AudioTaggerError, AudioTaggerWarning, ParameterError
+from ..labels import LabelSet
 from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT, TAG_BATCH_SIZE
 from .result import TagResult, load_result
 from .select import DisplayOptions, Selection
@@ -61,8 +62,12 @@ def is_yamnet(model: str | os.PathLike | None) -> bool:
 
 
 def backend_name(model: str | os.PathLike | None) -> str:
-    """Which backend ``--model`` selects: ``"panns"``, ``"yamnet"`` or ``"vggish"``."""
-    return "panns" if is_panns(model) else "yamnet" if is_yamnet(model) else "vggish"
+    """Which backend ``--model`` selects: ``"panns"``, ``"yamnet"``, ``"custom"`` or ``"vggish"``."""
+    if is_panns(model):
+        return "panns"
+    if is_yamnet(model):
+        return "yamnet"
+    return "custom" if is_custom(model) else "vggish"
 
 
 def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LEFT,
@@ -77,10 +82,10 @@ def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LE
     ----------
     classifier : audiotagger.classifier.Classifier
         A loaded classifier.
-    embedding : numpy.ndarray, uint8, shape (n, 128)
-        One AudioSet embedding per second.
+    embedding : numpy.ndarray, shape (n, D)
+        One embedding row per step: uint8 AudioSet embeddings (D = 128), or a custom model's backbone rows.
     left, right : int
-        Context seconds before/after each second.
+        Context steps before/after each step.
     batch_size : int
         Windows per classifier call.
     progress : bool
@@ -90,9 +95,10 @@ def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LE
 
     Returns
     -------
-    numpy.ndarray, float32, shape (n, 527)
+    numpy.ndarray, float32, shape (n, C)
     """
-    windows = context_windows(np.asarray(embedding, dtype=np.uint8), left, right)
+    dtype = getattr(classifier, "dtype", np.uint8)
+    windows = context_windows(np.asarray(embedding, dtype=dtype), left, right)
     n = windows.shape[0]
     if not progress or n < _PROGRESS_MIN_WINDOWS:
         return classifier.predict(windows, batch_size=batch_size)
@@ -177,7 +183,7 @@ class Tagger:
     def __init__(self, model: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
                  pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                  offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
-        if is_panns(model) or is_yamnet(model):
+        if is_panns(model) or is_yamnet(model) or is_custom(model):
             raise ParameterError(f"--model: {model} is a {backend_name(model)} model; use load_backend()")
         from ..classifier import load_classifier
         from ..vggish.embed import VGGishEmbedder
@@ -428,6 +434,129 @@ class YamnetBackend:
                 yield Path(path), exc
 
 
+class CustomBackend:
+    """A custom model (``audiotagger train --audio``): its backbone's rows → context windows → its classes.
+
+    The model file names its backbone and carries its labels, so no other flag is needed; the result's
+    columns are the user's classes (``mids`` and ``names`` are both the label strings).
+
+    Parameters
+    ----------
+    model : path-like
+        A classifier ``.npz`` whose config has ``backbone`` and ``labels``.
+    checkpoint, pca_params, model_dir, offline
+        The backbone's model files (as for :func:`audiotagger.backbones.load_backbone`).
+    batch_size : int
+        Context windows per classifier call.
+
+    Raises
+    ------
+    ModelError
+        The file is not a custom model, or its backbone is unknown, not installed or lacks its weights
+        (the message names the model file and the backbone).
+    """
+
+    backend = "custom"
+
+    def __init__(self, model: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                 pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
+                 offline: bool | None = None, batch_size: int | None = None):
+        from ..backbones import load_backbone
+        from ..classifier import load_classifier
+        from ..classifier.store import read_config
+        from ..errors import ModelError
+
+        config, _ = read_config(model)
+        name, labels = config.get("backbone"), config.get("labels")
+        if not name or not labels or len(labels) != config.get("num_classes"):
+            raise ModelError(f"{model}: not a custom model (no backbone and labels in its config)")
+        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise ParameterError(f"--batch-size: must be >= 1, got {batch_size}")
+        try:
+            self.backbone = load_backbone(name, checkpoint=checkpoint, pca_params=pca_params,
+                                          model_dir=model_dir, offline=offline)
+        except (ParameterError, ModelError) as exc:
+            raise ModelError(f"{model}: needs backbone {name!r}, which is not available here: "
+                             f"{str(exc).removeprefix('--backbone: ')}") from None
+        want = config.get("embedding_size", 128), config.get("input_dtype", "uint8")
+        if want != (self.backbone.dim, self.backbone.spec.dtype):
+            raise ModelError(f"{model}: expects {want[1]} rows of width {want[0]}, backbone {name!r} gives "
+                             f"{self.backbone.spec.dtype} rows of width {self.backbone.dim}")
+        self.classifier = load_classifier(model)
+        self.labels = tuple(str(x) for x in labels)
+        self.model_name = str(self.classifier.name)
+
+    def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
+            progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
+        """Tag one file: one step per backbone row (its ``hop``), ``left``/``right`` rows of context.
+
+        Returns
+        -------
+        TagResult
+            ``probs`` (n, len(labels)); ``mids`` and ``names`` are the model's labels.
+        """
+        if compat_truncate:
+            raise ParameterError("--compat-truncate: only for the packaged VGGish models, not custom models")
+        left, right = check_context(left, right)
+        rows, duration = self.backbone.embed_file(path)
+        return self.rows_result(rows, source=str(path), left=left, right=right, duration=duration,
+                                progress=progress)
+
+    def rows_result(self, rows: np.ndarray, *, source: str, left: int = DEFAULT_LEFT,
+                    right: int = DEFAULT_RIGHT, duration: float | None = None,
+                    progress: bool = False) -> TagResult:
+        """Classify a sequence of backbone rows (n, D) into a :class:`TagResult` (see :meth:`tag`)."""
+        if len(rows) == 0:
+            raise AudioError(f"{source}: no audio to tag")
+        hop = self.backbone.hop
+        probs = classify_embedding(self.classifier, rows, left, right, batch_size=self.batch_size,
+                                   progress=progress, desc=Path(source).name)
+        meta = {"model": self.model_name, "backend": self.backend, "backbone": self.backbone.name,
+                "left": left, "right": right, "version": __version__}
+        if Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        n = len(rows)
+        return TagResult(source=source, times=np.arange(n) * hop, probs=probs, hop=hop,
+                         window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
+                         duration=float(n * hop if duration is None else duration), meta=meta,
+                         mids=self.labels, names=self.labels)
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
+        for path in paths:
+            try:
+                yield Path(path), self.tag(path, **options)
+            except (AudioTaggerError, OSError) as exc:
+                yield Path(path), exc
+
+
+def is_custom(model: str | os.PathLike | None) -> bool:
+    """True if ``--model`` is a custom model file (a classifier ``.npz`` that names its backbone)."""
+    from ..classifier.store import is_custom_model
+
+    return model is not None and is_custom_model(model)
+
+
+def model_labels(model: str | os.PathLike | None):
+    """The classes ``--model`` outputs, read without loading it (for checking ``--exclude`` early).
+
+    Returns
+    -------
+    audiotagger.labels.LabelSet or None
+        A custom model's labels; None for the AudioSet models (the default label set).
+    """
+    from ..labels import LabelSet
+
+    if not is_custom(model):
+        return None
+    from ..classifier.store import read_config
+
+    labels = tuple(str(x) for x in read_config(model)[0]["labels"])
+    return LabelSet(labels, labels)
+
+
 def _bar(path):
     """A progress callback (patches scored so far) drawing a tqdm bar; closed when the file is done."""
     import sys
@@ -444,11 +573,12 @@ def _bar(path):
 
 
 def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
-                 ) -> Tagger | PannsBackend | YamnetBackend:
+                 ) -> Tagger | PannsBackend | YamnetBackend | CustomBackend:
     """Load the backend ``--model`` names.
 
     :class:`PannsBackend` for PANNs models, :class:`YamnetBackend` for ``yamnet`` (or a YAMNet
-    ``.h5``/``.tflite``), else :class:`Tagger`.
+    ``.h5``/``.tflite``), :class:`CustomBackend` for a custom model file (it loads the backbone the file
+    names), else :class:`Tagger` (VGGish + an AudioSet classifier).
 
     Keyword arguments are those of the constructors (``checkpoint``, ``pca_params``, ``model_dir``,
     ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs and YAMNet.
@@ -457,6 +587,8 @@ def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
         return PannsBackend(model, **kwargs)
     if is_yamnet(model):
         return YamnetBackend(model, **{k: v for k, v in kwargs.items() if k != "pca_params"})
+    if is_custom(model):
+        return CustomBackend(model, **kwargs)
     return Tagger(model, **{k: v for k, v in kwargs.items() if v is not None or k != "batch_size"})
 
 
@@ -589,14 +721,15 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     source: str | os.PathLike | None = None
     if from_probs:
         result, stored = load_result(path)
-        options = resolve_display(display, stored)
+        options = resolve_display(display, stored, result_labels(result))
         source = media_source(result)
     else:
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size)
         backend = getattr(tagger, "backend", "vggish")
-        options = resolve_display(backend_display(display, backend))
+        labels = LabelSet(tagger.labels, tagger.labels) if isinstance(tagger, CustomBackend) else None
+        options = resolve_display(backend_display(display, backend), labels=labels)
         check_backend_options(backend, compat_truncate=compat_truncate, sample_duration=sample_duration,
                               hop_duration=hop_duration)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
@@ -607,6 +740,11 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         write_outputs(Selection(result, options), paths, overwrite=overwrite, burn=burn, source=source,
                       embed_media=embed_media)
     return result
+
+
+def result_labels(result: TagResult):
+    """The classes of a result as a :class:`~audiotagger.labels.LabelSet`."""
+    return LabelSet(result.mids, result.names)
 
 
 def media_source(result: TagResult) -> str:
@@ -622,7 +760,7 @@ def check_backend_options(backend: str | bool, *, compat_truncate: bool = False,
     ``backend`` is ``"vggish"``, ``"panns"`` or ``"yamnet"`` (True/False mean PANNs/VGGish).
     """
     backend = {True: "panns", False: "vggish"}.get(backend, backend) if isinstance(backend, bool) else backend
-    if backend == "vggish" and (sample_duration is not None or hop_duration is not None):
+    if backend in ("vggish", "custom") and (sample_duration is not None or hop_duration is not None):
         raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
                              "(--model panns-cnn14 ...) and YAMNet (--hop-duration)")
     if backend == "yamnet" and sample_duration is not None:
@@ -641,8 +779,15 @@ def backend_display(display: dict[str, Any], backend: str | bool) -> dict[str, A
     return display
 
 
-def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None) -> DisplayOptions:
-    """Combine display options: explicit values (not None) over stored ones over the defaults."""
+def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None,
+                    labels: LabelSet | None = None, *, check: bool = True) -> DisplayOptions:
+    """Combine display options: explicit values (not None) over stored ones over the defaults.
+
+    ``--exclude`` is checked against ``labels`` (a :class:`~audiotagger.labels.LabelSet`; default
+    AudioSet's), so an unknown class is a usage error before any work; ``check=False`` leaves that to
+    the selection (re-rendered files may each have their own classes).
+    """
     merged = {k: v for k, v in (stored or {}).items() if k in DisplayOptions.__dataclass_fields__}
     merged.update({k: v for k, v in given.items() if v is not None})
-    return DisplayOptions.from_dict(merged)
+    options = DisplayOptions.from_dict(merged)
+    return options.check(labels) if check else options
