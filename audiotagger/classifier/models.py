@@ -28,6 +28,13 @@ INPUT_DTYPES = ("uint8", "float32")
 """Embedding row types: quantised (VGGish/AudioSet) or float (other backbones)."""
 
 ATTENTIONS = ("softmax", "sigmoid")
+
+BN_MOMENTUM = 0.99
+"""Batch-norm moving-average momentum of the AudioSet models (Keras' default)."""
+CUSTOM_BN_MOMENTUM = 0.9
+"""Batch-norm momentum of custom models: with 0.99 the moving statistics used at inference need about 500
+updates to forget their initial values, longer than a typical custom run (a few hundred updates on a small
+data set), whose early checkpoints then predicted one class for everything."""
 """Attention activations: softmax over classes (the released Keras models) or sigmoid (Kong's PyTorch)."""
 
 
@@ -91,12 +98,14 @@ def model_config(model_type: str = "multi-level-attention", levels: Iterable[int
     if not 0.0 <= float(dropout) < 1.0:
         raise ParameterError(f"--dropout: must be in [0, 1), got {dropout}")
     if int(num_classes) < 1 or int(embedding_size) < 1:
-        raise ParameterError(f"model: needs >= 1 class and embedding width, got {num_classes}, {embedding_size}")
+        raise ParameterError(f"model: needs >= 1 class and embedding width, got {num_classes}, "
+                             f"{embedding_size}")
     if input_dtype not in INPUT_DTYPES:
-        raise ParameterError(f"model: input dtype must be one of {', '.join(INPUT_DTYPES)}, got {input_dtype!r}")
+        raise ParameterError(f"model: input dtype must be one of {', '.join(INPUT_DTYPES)}, "
+                             f"got {input_dtype!r}")
     if single_label and model_type not in SINGLE_LABEL_TYPES:
-        raise ParameterError(f"--single-label: needs --model-type {' or '.join(SINGLE_LABEL_TYPES)} (a softmax "
-                             f"over the classes), not {model_type}")
+        raise ParameterError(f"--single-label: needs --model-type {' or '.join(SINGLE_LABEL_TYPES)} "
+                             f"(a softmax over the classes), not {model_type}")
     cfg = {
         "model_type": model_type,
         "levels": list(check_levels(levels)) if model_type == "multi-level-attention" else [3],
@@ -106,7 +115,8 @@ def model_config(model_type: str = "multi-level-attention", levels: Iterable[int
         "num_classes": int(num_classes),
     }
     if int(embedding_size) != EMBEDDING_SIZE or input_dtype != "uint8" or single_label:
-        cfg.update(embedding_size=int(embedding_size), input_dtype=input_dtype, single_label=bool(single_label))
+        cfg.update(embedding_size=int(embedding_size), input_dtype=input_dtype,
+                   single_label=bool(single_label))
     return cfg
 
 
@@ -114,10 +124,11 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
                 hidden_units: int = DEFAULT_HIDDEN_UNITS, dropout: float = DEFAULT_DROPOUT,
                 attention: str = "softmax", num_classes: int = NUM_CLASSES,
                 embedding_size: int = EMBEDDING_SIZE, input_dtype: str = "uint8", single_label: bool = False,
-                **_ignored):
+                bn_momentum: float = BN_MOMENTUM, **_ignored):
     """Build an uncompiled Keras model: (batch, 10, D) float inputs to (batch, classes) probabilities.
 
-    Parameters are those of :func:`model_config` (extra keys of a stored config, such as ``name``,
+    Parameters are those of :func:`model_config`, plus ``bn_momentum``, the batch-norm layers' moving-average
+    momentum (Keras' 0.99 by default; custom models use :data:`CUSTOM_BN_MOMENTUM`, see there). Extra keys of a stored config, such as ``name``,
     ``labels`` or ``backbone``, are ignored). The input is the scaled embedding ``(q - 128) / 128`` for
     uint8 rows, the rows themselves for float ones.
 
@@ -140,12 +151,15 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
     units, rate, att_act, n_out = cfg["hidden_units"], cfg["dropout"], cfg["attention"], cfg["num_classes"]
     out_act = "softmax" if single_label else "sigmoid"
 
+    def bn(name):
+        return layers.BatchNormalization(momentum=float(bn_momentum), name=name)
+
     inp = keras.Input(shape=(CLIP_SECONDS, int(embedding_size)), name="embedding")
-    x = layers.BatchNormalization(name="bn0")(inp)
+    x = bn(name="bn0")(inp)
     hidden = []
     for i in (1, 2, 3):
         x = layers.Dense(units, name=f"dense_{i}")(x)
-        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = bn(name=f"bn_{i}")(x)
         x = layers.Activation("relu", name=f"relu_{i}")(x)
         x = layers.Dropout(rate, name=f"dropout_{i}")(x)
         hidden.append(x)
@@ -155,15 +169,15 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
         for level in cfg["levels"]:
             h = hidden[level - 1]
             cla = layers.Dense(n_out, name=f"cla_{level}")(h)
-            cla = layers.BatchNormalization(name=f"cla_{level}_bn")(cla)
+            cla = bn(name=f"cla_{level}_bn")(cla)
             cla = layers.Activation("sigmoid", name=f"cla_{level}_sigmoid")(cla)
             att = layers.Dense(n_out, name=f"att_{level}")(h)
-            att = layers.BatchNormalization(name=f"att_{level}_bn")(att)
+            att = bn(name=f"att_{level}_bn")(att)
             att = layers.Activation(att_act, name=f"att_{level}_{att_act}")(att)
             pooled.append(AttentionPooling(name=f"pool_{level}")([cla, att]))
         y = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="concat")(pooled)
         y = layers.Dense(n_out, name="output")(y)
-        y = layers.BatchNormalization(name="output_bn")(y)
+        y = bn(name="output_bn")(y)
         out = layers.Activation(out_act, name="probs")(y)
     elif cfg["model_type"] == "single-attention":
         cla = layers.Dense(n_out, activation="sigmoid", name="cla")(x)
@@ -173,7 +187,7 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
         cla = layers.Dense(units, name="cla")(x)
         att = layers.Dense(units, activation="sigmoid", name="att")(x)
         y = AttentionPooling(name="pool")([cla, att])
-        y = layers.BatchNormalization(name="pool_bn")(y)
+        y = bn(name="pool_bn")(y)
         y = layers.Activation("relu", name="pool_relu")(y)
         y = layers.Dropout(rate, name="pool_dropout")(y)
         out = layers.Dense(n_out, activation=out_act, name="probs")(y)

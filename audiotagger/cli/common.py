@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..params import MEDIA_EXTENSIONS
 from ..errors import AudioTaggerError
+from ..params import MEDIA_EXTENSIONS
 
 __all__ = ["MEDIA_EXTENSIONS"]  # re-exported: the CLI's folder inputs and training folders share it
 

@@ -48,6 +48,7 @@ class TrainResult:
     test_stats: dict = field(default_factory=dict)
     averaged_stats: dict | None = None
     problems: list[str] = field(default_factory=list)
+    embed_report: object | None = None
 
 
 def split_indices(n: int, validation: float, test: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -284,7 +285,8 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     optimizer.build(model.trainable_variables)
     sampler = make_sampler(s["sampler"], train_set.y, s["batch_size"], s["seed"])
     mix_rng = np.random.default_rng(s["seed"] + 1)
-    state = {"iteration": 0, "best_map": -1.0, "best_iteration": -1, "bad_evals": 0}
+    state = {"iteration": 0, "best_map": -1.0,  # best_map: the selection score (mAP, or accuracy)
+             "best_iteration": -1, "bad_evals": 0}
 
     if s.get("prior_init"):
         _init_output_prior(model, train_set.y, s)
@@ -329,7 +331,7 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
-    log.info("stopped at iteration %d%s; best iteration %d (mAP %.4f); %.0f s", it,
+    log.info("stopped at iteration %d%s; best iteration %d (score %.4f); %.0f s", it,
              " (early stop)" if stopped else "", state["best_iteration"], state["best_map"], elapsed)
 
     best_stats = read_json(ws.best_json)["stats"]
@@ -411,9 +413,10 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     atomic_write_text(ws.stats_file(it), json.dumps(stats))
     if s["save_probs"]:
         atomic_save_npz(ws.probs_file(it), probs=probs, iteration=it)
-    improved = stats["mAP"] >= state["best_map"]
+    score = selection_score(stats)
+    improved = score >= state["best_map"]
     if improved:
-        state.update(best_map=stats["mAP"], best_iteration=it, bad_evals=0)
+        state.update(best_map=score, best_iteration=it, bad_evals=0)
         write_model(ws.best, model, {**s["model"], "name": f"{ws.tag}@{it}"},
                     extra={"iteration": it, "tag": ws.tag})
         atomic_write_text(ws.best_json, json.dumps({"iteration": it, "stats": _headline(stats)}, indent=1))
@@ -438,6 +441,13 @@ def cfg_single_label(model) -> bool:
     """True if the Keras model ends in a softmax (a ``--single-label`` model)."""
     layer = model.get_layer("probs")
     return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
+
+
+def selection_score(stats: dict) -> float:
+    """What picks the best model: validation mAP; for single-label models accuracy, ties broken by mAP."""
+    if "accuracy" in stats:
+        return float(stats["accuracy"]) + 1e-3 * float(stats["mAP"])
+    return float(stats["mAP"])
 
 
 def _headline(stats: dict) -> dict:
