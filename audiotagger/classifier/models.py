@@ -127,9 +127,9 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
                 bn_momentum: float = BN_MOMENTUM, **_ignored):
     """Build an uncompiled Keras model: (batch, 10, D) float inputs to (batch, classes) probabilities.
 
-    Parameters are those of :func:`model_config`, plus ``bn_momentum``, the batch-norm layers' moving-average
-    momentum (Keras' 0.99 by default; custom models use :data:`CUSTOM_BN_MOMENTUM`, see there). Extra keys of a stored config, such as ``name``,
-    ``labels`` or ``backbone``, are ignored). The input is the scaled embedding ``(q - 128) / 128`` for
+    Parameters are those of :func:`model_config`, plus ``bn_momentum``, the batch-norm layers'
+    moving-average momentum (Keras' 0.99 by default; custom models use :data:`CUSTOM_BN_MOMENTUM`, see
+    there). Extra keys of a stored config (``name``, ``labels``, ``backbone``, ...) are ignored. The input is the scaled embedding ``(q - 128) / 128`` for
     uint8 rows, the rows themselves for float ones.
 
     Returns
