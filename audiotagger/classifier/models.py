@@ -129,8 +129,8 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
 
     Parameters are those of :func:`model_config`, plus ``bn_momentum``, the batch-norm layers'
     moving-average momentum (Keras' 0.99 by default; custom models use :data:`CUSTOM_BN_MOMENTUM`, see
-    there). Extra keys of a stored config (``name``, ``labels``, ``backbone``, ...) are ignored. The input is the scaled embedding ``(q - 128) / 128`` for
-    uint8 rows, the rows themselves for float ones.
+    there). Extra keys of a stored config (``name``, ``labels``, ``backbone``, ...) are ignored. The input
+    is the scaled embedding ``(q - 128) / 128`` for uint8 rows, the rows themselves for float ones.
 
     Returns
     -------
