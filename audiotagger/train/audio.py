@@ -177,7 +177,8 @@ def read_audio_csv(path: str | os.PathLike, labels: Sequence[str] | None = None,
     delimiter = "\t" if lines and "\t" in lines[0] and "," not in lines[0] else ","
     rows = list(csv.reader(lines, delimiter=delimiter))
     header = None
-    if rows and rows[0] and rows[0][0].strip().lower() in ("path", "file", "filename"):
+    first = {c.strip().lower() for c in rows[0]} if rows else set()
+    if first & {"path", "file", "filename"}:
         names = [c.strip().lower() for c in rows[0]]
         unknown = [c for c in names if c not in _COLUMN_ALIASES]
         if unknown or "labels" not in [_COLUMN_ALIASES[c] for c in names]:
