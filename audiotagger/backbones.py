@@ -220,7 +220,10 @@ def load_backbone(name: str, **options: Any) -> Backbone:
         loader = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:
         raise ModelError(f"backbone {name!r} is not installed ({type(exc).__name__}: {exc})") from None
-    return loader(spec, **options)
+    try:
+        return loader(spec, **options)
+    except ImportError as exc:            # the loader imports the backend's package
+        raise ModelError(f"backbone {name!r} is not installed ({type(exc).__name__}: {exc})") from None
 
 
 # --- VGGish -------------------------------------------------------------------------------------------
@@ -316,11 +319,39 @@ def _load_panns(spec: BackboneSpec, **options: Any) -> PannsBackbone:
 # --- YAMNet -------------------------------------------------------------------------------------------
 
 
-def _load_yamnet(spec: BackboneSpec, **options: Any) -> Backbone:
-    """YAMNet's backend lives in ``audiotagger.yamnet`` (issue 11, backend part)."""
-    from .yamnet import backbone as yamnet_backbone  # ImportError until that package is present
+class YamnetBackbone(Backbone):
+    """YAMNet's 1024-d embedding of every 0.96 s patch, every 0.48 s (``audiotagger.yamnet``).
 
-    return yamnet_backbone.load(spec, **options)
+    The weights (``yamnet.h5``, or Google's ``.tflite`` converted once) are resolved at construction, the
+    network built on the first embedding.
+    """
+
+    def __init__(self, spec: BackboneSpec, *, checkpoint=None, model_dir=None, offline=None, **_other: Any):
+        super().__init__(spec)
+        from .yamnet.weights import resolve_weights
+
+        self.weights = resolve_weights("yamnet", checkpoint, model_dir=model_dir, offline=offline)
+
+    @functools.cached_property
+    def model(self):
+        """The loaded :class:`~audiotagger.yamnet.tagging.YamnetModel`."""
+        from .yamnet.tagging import YamnetModel
+
+        return YamnetModel(self.weights)
+
+    def weights_files(self) -> list[Path]:
+        """The ``yamnet.h5`` the weights are read from."""
+        return [Path(self.weights)]
+
+    def embed_waveform(self, x: np.ndarray) -> np.ndarray:
+        """One float32 row per patch (``1 + ceil(max(0, n - 15600) / 7680)`` of them)."""
+        return self.model.embed_waveform(np.asarray(x, dtype=np.float32), self.sample_rate).embeddings
+
+
+def _load_yamnet(spec: BackboneSpec, **options: Any) -> YamnetBackbone:
+    """YAMNet's backend lives in ``audiotagger.yamnet`` (ImportError where it is not installed)."""
+    importlib.import_module(".yamnet.tagging", __package__)
+    return YamnetBackbone(spec, **options)
 
 
 for _spec in (
