@@ -32,13 +32,15 @@ def test_folder_classes_sorted_and_empty_class_left_out(tmp_path):
     assert [c.path.relative_to(tmp_path).as_posix() for c in data.clips] == [
         "music/m.mp3", "speech/a.flac", "speech/b.wav", "speech/sub/c.ogg"]
     assert all(c.labels == (c.path.relative_to(tmp_path).parts[0],) for c in data.clips)
-    assert data.problems == [f"{tmp_path / 'birds'}: class folder holds no audio files; class 'birds' left out"]
+    assert data.problems == [
+        f"{tmp_path / 'birds'}: class folder holds no audio files; class 'birds' left out"]
 
 
 def test_folder_with_one_class_is_an_error(tmp_path):
     touch(tmp_path / "speech" / "a.wav")
     (tmp_path / "music").mkdir()
-    with pytest.raises(DataError, match=r"needs at least two class folders with audio files, found 1 \(speech\)"):
+    with pytest.raises(DataError,
+                       match=r"needs at least two class folders with audio files, found 1 \(speech\)"):
         read_audio_folder(tmp_path)
     with pytest.raises(DataError, match="no such folder"):
         read_audio_folder(tmp_path / "nope")
@@ -69,7 +71,8 @@ def test_csv_positional_rows_and_every_bad_row(tmp_path):
     data = read_audio_csv(tmp_path / "data.csv")
     assert data.labels == ("music", "noise", "speech") and data.has_folds
     got = [(c.path.name, c.labels, c.start, c.end, c.fold) for c in data.clips]
-    assert got == [("a.wav", ("speech",), None, None, None), ("b.wav", ("music", "speech"), None, None, "val"),
+    assert got == [("a.wav", ("speech",), None, None, None),
+                   ("b.wav", ("music", "speech"), None, None, "val"),
                    ("a.wav", ("music",), 1.5, 4.0, None), ("a.wav", ("noise",), None, 2.0, "test")]
     assert data.clips[2].name == f"{tmp_path / 'a.wav'}[1.5-4]"
     where = f"{tmp_path / 'data.csv'} line"
