@@ -51,7 +51,7 @@ def test_folder_against_a_models_labels(tmp_path):
     touch(tmp_path / "whale" / "w.wav")
     data = read_audio_folder(tmp_path, labels=("music", "speech"))
     assert data.labels == ("music", "speech") and len(data.clips) == 1
-    assert "class 'whale' is not one of the model's (music, speech); left out" in data.problems[0]
+    assert "class 'whale' is not among the known classes (music, speech); left out" in data.problems[0]
 
 
 def test_csv_positional_rows_and_every_bad_row(tmp_path):

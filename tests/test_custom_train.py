@@ -116,6 +116,23 @@ def test_another_recipe_reads_every_embedding_back(env, trained):
     assert code == 0 and "24 cached, 0 computed" in out
 
 
+def test_rerunning_the_command_resumes(env, trained):
+    run, _ = trained
+    code, out, err = cli("train", "--audio", env["train"], "--workspace", env["ws"], "--single-label",
+                         "--validation-split", "0.25", "--iterations", "200",
+                         "--embedding-cache", env["cache"], *env["models"], *TINY)
+    assert code == 0, err
+    assert "24 cached, 0 computed" in out
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())][-2:] == ["iter_0000160.npz",
+                                                                             "iter_0000200.npz"]
+    logs = sorted((run / "logs").iterdir())
+    assert len(logs) == 2 and "resumed at iteration 160" in logs[-1].read_text()
+    code, _, err = cli("train", "--audio", env["train"], "--workspace", env["ws"], "--single-label",
+                       "--validation-split", "0.3", "--iterations", "200",
+                       "--embedding-cache", env["cache"], *env["models"], *TINY)
+    assert code == 2 and "holds a run with different validation_split" in err
+
+
 def test_evaluate_on_held_out_audio(env, trained):
     run, _ = trained
     report = env["root"] / "eval.json"

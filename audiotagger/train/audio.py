@@ -100,7 +100,8 @@ def read_audio_folder(folder: str | os.PathLike, labels: Sequence[str] | None = 
     folder : path-like
         The root; hidden sub-folders are skipped, files directly in it are ignored.
     labels : sequence of str, optional
-        Known classes (a model's, when evaluating): a class folder not among them is a problem.
+        Known classes (``--labels``, or a model's when evaluating): a class folder not among them is a
+        problem.
 
     Returns
     -------
@@ -124,7 +125,7 @@ def read_audio_folder(folder: str | os.PathLike, labels: Sequence[str] | None = 
         files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS
                        and not any(part.startswith(".") for part in p.relative_to(d).parts))
         if labels is not None and d.name not in labels:
-            problems.append(f"{d}: class {d.name!r} is not one of the model's ({', '.join(labels)}); "
+            problems.append(f"{d}: class {d.name!r} is not among the known classes ({', '.join(labels)}); "
                             "left out")
             continue
         if not files:
