@@ -225,8 +225,16 @@ def train_audio(workspace: str | os.PathLike, *, audio_dir=None, audio_csv=None,
     ModelError
         The backbone is not installed or lacks its weights.
     """
+    from ..backbones import get_backbone
     from .loop import train
 
+    get_backbone(backbone)                                  # usage errors before reading any data
+    for flag, frac in (("--validation-split", validation_split), ("--test-split", test_split)):
+        if not 0.0 <= frac < 1.0:
+            raise ParameterError(f"{flag}: must be in [0, 1), got {frac}")
+    if audio_dir is not None and audio_csv is None and validation_split <= 0:
+        raise ParameterError("custom training needs held-out clips: give --validation-split (a class "
+                             "folder tree has no fold column)")
     data = read_audio_data(audio_dir, audio_csv, labels=labels, single_label=single_label)
     problems = list(data.problems)
     if on_problem is not None:
