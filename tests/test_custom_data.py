@@ -184,3 +184,20 @@ def test_backbone_registry_and_a_backbone_that_is_not_installed():
             load_backbone("ghost")
     finally:
         del BACKBONES["ghost"]
+
+
+def test_selection_over_a_custom_label_set():
+    from audiotagger.labels import LabelSet
+    from audiotagger.tag.result import TagResult
+    from audiotagger.tag.select import DisplayOptions, Selection
+
+    labels = ("music", "speech", "dog")
+    res = TagResult("x.wav", np.arange(2.0), np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]]), 1.0, 1.0, 2.0,
+                    mids=labels, names=labels)
+    sel = Selection(res, DisplayOptions(threshold=0.25))
+    assert [[labels[c] for c in row if c >= 0] for row in sel.chosen] == [["music", "speech"], ["dog"]]
+    assert [labels[c] for c, _, _ in sel.summary()][:2] == ["dog", "music"]    # the user's music is shown
+    opts = DisplayOptions(threshold=0.25, exclude=("speech",)).check(LabelSet(labels, labels))
+    assert [[labels[c] for c in row if c >= 0] for row in Selection(res, opts).chosen] == [["music"], ["dog"]]
+    with pytest.raises(ParameterError, match="--exclude: unknown class 'cat'"):
+        DisplayOptions(exclude=("cat",)).check(LabelSet(labels, labels))
