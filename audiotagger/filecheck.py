@@ -176,12 +176,30 @@ def check_keras(path: str | os.PathLike) -> None:
             raise ModelError(f"{path}: not an HDF5 file")
 
 
+def check_yamnet_h5(path: str | os.PathLike) -> None:
+    """Check a YAMNet ``yamnet.h5``: HDF5, with every layer's weights present in the right shapes.
+
+    Raises
+    ------
+    ModelError
+        Not HDF5 (or truncated), or a layer missing or mis-shaped (the message names it).
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+            raise ModelError(f"{path}: not an HDF5 file (truncated or another format)")
+    from .yamnet.weights import check_file
+
+    check_file(path)
+
+
 CHECKS: dict[str, Callable[[Path], None]] = {
     "tf-v1-checkpoint": check_tf_table,
     "vggish-pca-npz": lambda p: check_npz(p, {"pca_eigen_vectors": (128, 128), "pca_means": (128,)}),
     "torch-checkpoint": check_torch_checkpoint,
     "classifier-npz": lambda p: check_npz_members(p, ("format", "config", "weight_names", "w000")),
     "keras": check_keras,
+    "yamnet-h5": check_yamnet_h5,
 }
 """Structure check for each ``ModelInfo.format`` of the registry."""
 

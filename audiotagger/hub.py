@@ -126,12 +126,23 @@ REGISTRY: dict[str, ModelInfo] = {
                   md5="e25e26b84585b14c7754c91e48efc9be", flag="--model",
                   format="torch-checkpoint", checksum_source=_ZENODO_MD5,
                   description="PANNs CNN6 AudioSet tagger (mAP 0.343)"),
+        ModelInfo("yamnet", "yamnet.h5", "https://storage.googleapis.com/audioset/yamnet.h5",
+                  flag="--checkpoint", format="yamnet-h5",
+                  checksum_source="none published by Google: checked by its layers (names and shapes)",
+                  description="YAMNet AudioSet tagger, 521 classes (official Keras weights, about 15 MB); "
+                              "`models import yamnet.tflite` converts Google's TFLite model to it"),
         ModelInfo("classifier", "default.npz", "", flag="--model", kind="packaged", format="classifier-npz",
                   checksum_source="package data (installed with audiotagger)",
                   description="default multi-level attention classifier over VGGish embeddings"),
     )
 }
 """Known model files by name."""
+
+CONVERTERS: dict[str, tuple[str, str]] = {
+    ".tflite": ("yamnet", "audiotagger.yamnet.tflite:convert_tflite"),
+}
+"""File suffix → (registry name, ``module:function(source, dest)``): files that ``models import`` converts
+into that model's cache file instead of copying (Google's YAMNet TFLite model → ``yamnet.h5``)."""
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -593,6 +604,8 @@ def import_file(source: str | os.PathLike, name: str | None = None, *,
     source = Path(source).expanduser()
     if not source.is_file():
         raise ModelError(f"{source}: file not found")
+    if source.suffix.lower() in CONVERTERS:
+        return _import_converted(source, name, model_dir=model_dir)
     info, digests = (get_info(name), None) if name else _identify(source)
     if info.kind == "packaged":
         raise ParameterError(f"{info.name}: is shipped with the package, nothing to import")
@@ -614,4 +627,29 @@ def import_file(source: str | os.PathLike, name: str | None = None, *,
     except OSError as exc:
         raise cache_not_writable(folder, exc) from None
     _write_stamp(info, dest)
+    return dest
+
+
+def _import_converted(source: Path, name: str | None, *, model_dir: str | os.PathLike | None) -> Path:
+    """``models import`` of a file in another format: convert it (once) into the model's cache file."""
+    import importlib
+
+    import filelock
+
+    target, func = CONVERTERS[source.suffix.lower()]
+    if name is not None and name != target:
+        raise ParameterError(f"{source}: a {source.suffix} file can only be imported as {target}, not {name}")
+    info = get_info(target)
+    dest = cached_path(target, model_dir)
+    module, attr = func.split(":")
+    convert = getattr(importlib.import_module(module), attr)
+    folder = dest.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(lock_path(dest)):
+            _drop_stamp(dest)
+            convert(source, dest)                       # written atomically by the converter
+    except OSError as exc:
+        raise cache_not_writable(folder, exc) from None
+    verify_file(info, dest, full=True)
     return dest

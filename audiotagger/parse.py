@@ -16,7 +16,6 @@ import numpy as np
 
 from .errors import DataError, ParameterError
 from .panns.params import DEFAULT_SMOOTH_SIZE, DEFAULT_TOP_K
-from .params import NUM_CLASSES
 
 
 def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -31,9 +30,10 @@ def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     -------
     times : np.ndarray [shape=(n,), dtype=float64]
         Seconds (audiotagger files) or fractions of the length (PaddleAudio files, as saved).
-    scores : np.ndarray [shape=(n, 527), dtype=float32]
+    scores : np.ndarray [shape=(n, C), dtype=float32]
+        C = 527 AudioSet classes (PaddleAudio files), or the file's own classes (521 for YAMNet).
     names : tuple of str
-        Display names of the 527 classes.
+        Display names of the C classes.
 
     Raises
     ------
@@ -63,9 +63,9 @@ def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
         raise DataError(f"{path}: cannot read scores ({first})") from None
     times = np.asarray(times, dtype=np.float64).reshape(-1)
     scores = np.asarray(scores)
-    if scores.ndim != 2 or scores.shape[1] != NUM_CLASSES or scores.shape[0] != times.shape[0]:
+    if scores.ndim != 2 or scores.shape[1] != len(names) or scores.shape[0] != times.shape[0]:
         raise DataError(f"{path}: scores {scores.shape} and {times.shape[0]} time steps do not make an "
-                        f"(n, {NUM_CLASSES}) matrix")
+                        f"(n, {len(names)}) matrix")
     from .tag.result import check_scores
 
     check_scores(scores, path, rows=True)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.vggish_fixtures import vggish_checkpoint, vggish_reference  # noqa: F401  (shared fixtures)
+from tests.yamnet_fixtures import yamnet_backend, yamnet_home  # noqa: F401  (shared fixtures)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -76,7 +76,7 @@ def test_options_validation():
     with pytest.raises(ParameterError, match="--top-k"):
         DisplayOptions(top_k=0)
     with pytest.raises(ParameterError, match="--exclude"):
-        DisplayOptions(exclude=("Not a class",))
+        DisplayOptions(exclude=("Not a class",)).check()
     with pytest.raises(ParameterError, match="--smooth"):
         DisplayOptions(smooth=-1)
     opts = DisplayOptions(threshold=0.2, exclude=("Dog",), smooth=3, per_second=True)

@@ -31,6 +31,7 @@ _COMMANDS = (
     "evaluate",
     "stats",
     "parse",
+    "export",
 )
 
 

@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AudioTaggerError, DataError
+from ..params import MEDIA_EXTENSIONS
+
+__all__ = ["MEDIA_EXTENSIONS"]  # re-exported: the CLI's folder inputs and training folders share it
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-MEDIA_EXTENSIONS = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .m4a .aac .wma .aif .aiff .au .caf .mka "
-    ".mp4 .m4v .mkv .webm .mov .avi .wmv .flv .mpg .mpeg .ts .3gp".split()
-)
-"""Extensions picked up when a directory is given as input (explicit files may have any)."""
 
 
 def error_line(exc: BaseException) -> str:

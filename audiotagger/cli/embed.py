@@ -19,22 +19,25 @@ FORMATS = {"npz": ".npz", "tfrecord": ".tfrecord"}
 def add_parser(sub) -> None:
     """Register the ``embed`` subcommand."""
     p = sub.add_parser(
-        "embed", help="compute AudioSet VGGish embeddings",
+        "embed", help="compute AudioSet VGGish (or YAMNet) embeddings",
         description="Write <stem>.npz (embedding uint8 (n,128), raw float32 (n,128), times (n,), and "
                     "logmel (n,96,64) with --save-logmel) or an AudioSet-format <stem>.tfrecord for "
-                    "each input file.")
+                    "each input file. With --model yamnet: embedding float32 (n,1024), scores float32 "
+                    "(n,521) and times (n,), one row per 0.96 s patch every 0.48 s.")
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio/video files, folders or glob patterns")
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="output folder")
     p.add_argument("-f", "--format", choices=sorted(FORMATS), default="npz",
                    help="npz (default) or tfrecord (AudioSet release SequenceExample)")
-    p.add_argument("--hop", type=positive_float, default=1.0, metavar="SECONDS",
+    p.add_argument("--model", default=None, metavar="NAME|PATH",
+                   help="vggish (default) or yamnet (or a yamnet.h5 / YAMNet .tflite file)")
+    p.add_argument("--hop", type=positive_float, default=None, metavar="SECONDS",
                    help="example hop: 1.0 (default; one embedding per second) or 0.96 (official VGGish "
                         "framing)")
     p.add_argument("--compat-truncate", action="store_true",
                    help="frame as the old AudioTagger did: keep the first 0.96 s of every second but the "
                         "last, then hop 0.96 s (one embedding per second)")
     p.add_argument("--save-logmel", action="store_true", help="also store the log-mel examples (npz)")
-    p.add_argument("--checkpoint", metavar="CKPT", help="VGGish checkpoint vggish_model.ckpt "
+    p.add_argument("--checkpoint", metavar="CKPT", help="VGGish checkpoint vggish_model.ckpt, or yamnet.h5 "
                    "(default: the model cache)")
     p.add_argument("--pca-params", metavar="NPZ", help="vggish_pca_params.npz (default: the model cache)")
     p.add_argument("--model-dir", metavar="DIR", help="model cache folder")
@@ -53,8 +56,19 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Run ``embed``; return the exit code."""
     from ..errors import ParameterError
+    from ..tag.tagger import backend_name
     from ..vggish.features import framing_hop
 
+    yamnet = args.model not in (None, "vggish") and backend_name(args.model) == "yamnet"
+    if args.model not in (None, "vggish") and not yamnet:
+        raise ParameterError(f"--model: embed supports vggish and yamnet, not {args.model!r}")
+    if yamnet:
+        vggish_only = (("--hop", args.hop), ("--compat-truncate", args.compat_truncate),
+                       ("--save-logmel", args.save_logmel), ("--pca-params", args.pca_params))
+        given = [flag for flag, value in vggish_only if value]
+        if args.format != "npz" or given:
+            raise ParameterError(f"{(given or ['-f tfrecord'])[0]}: only for VGGish embeddings, not YAMNet")
+    args.hop = 1.0 if args.hop is None else args.hop
     if args.format == "tfrecord" and args.save_logmel:
         raise ParameterError("--save-logmel: only with -f npz (the AudioSet format has no log-mels)")
     framing_hop(args.hop, args.compat_truncate)
@@ -66,7 +80,14 @@ def run(args) -> int:
     todo = [item for item in items if isinstance(plans[item], dict) and plans[item]]
 
     results = iter(())
-    if todo:
+    if todo and yamnet:
+        from ..yamnet.tagging import YamnetModel
+
+        kwargs = {"batch_size": args.batch_size} if args.batch_size else {}
+        yam = YamnetModel(args.model, args.checkpoint, model_dir=args.model_dir, offline=args.offline,
+                          **kwargs)
+        results = yam.iter_embed([item.path for item in todo])
+    elif todo:
         from ..vggish.embed import VGGishEmbedder
         from ..vggish.model import DEFAULT_BATCH_SIZE
 
@@ -90,6 +111,11 @@ def run(args) -> int:
         source, result = next(results)
         if isinstance(result, BaseException):
             raise result
+        if yamnet:
+            from ..yamnet.tagging import save_output
+
+            save_output(result, plan[args.format], overwrite=True)
+            return True
         save_embedding(result, plan[args.format], format=args.format, overwrite=True)
         return True
 

@@ -16,6 +16,7 @@ from ..params import (
     OUTPUT_FORMATS,
     TAG_BATCH_SIZE,
 )
+from ..yamnet import params as yp
 from .common import (
     expand_inputs,
     nonnegative_int,
@@ -33,7 +34,8 @@ from .common import (
 def add_parser(sub) -> None:
     """Register the ``tag`` subcommand."""
     p = sub.add_parser(
-        "tag", help="tag sound events in audio/video files (SRT, VTT, TSV, CSV, JSON, NPZ, TXT, PNG, MP4)",
+        "tag",
+        help="tag sound events in audio/video files (SRT, VTT, TSV, CSV, JSON, NPZ, TXT, PNG, MP4, HTML)",
         description="Tag the AudioSet sound events heard in each second of audio or video files and write "
                     "subtitles, tables, the probability matrix, plots or a subtitled copy of a video.",
         epilog="Display options (--threshold ... --per-second) not given on the command line take, with "
@@ -45,13 +47,16 @@ def add_parser(sub) -> None:
                    metavar="FORMATS",
                    help=f"comma-separated output formats from {', '.join(OUTPUT_FORMATS)}, or all (default: "
                         f"{','.join(DEFAULT_OUTPUT_FORMATS)}); "
-                        "mp4 writes <stem>.tagged.mp4")
+                        "mp4 writes <stem>.tagged.mp4; html an interactive page (and index.html for "
+                        "several inputs)")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, metavar="NAME|PATH",
-                   help="classifier: 'default' (packaged) or a model file written by 'audiotagger train'; "
-                        "or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth checkpoint")
+                   help="classifier: 'default' (packaged) or a model file written by 'audiotagger train' "
+                        "(a custom model trained with --audio loads its own backbone and writes its own "
+                        "labels); or a PANNs model: panns-cnn14, panns-cnn10, panns-cnn6 or a .pth "
+                        "checkpoint; or yamnet (or a yamnet.h5 / YAMNet .tflite file)")
     m.add_argument("--checkpoint", default=None, metavar="CKPT",
-                   help="VGGish checkpoint (vggish_model.ckpt), or the .pth of a panns-* model")
+                   help="VGGish checkpoint (vggish_model.ckpt), the .pth of a panns-* model, or yamnet.h5")
     m.add_argument("--pca-params", "--pca_params", dest="pca_params", default=None, metavar="NPZ",
                    help="VGGish PCA parameters (vggish_pca_params.npz)")
     m.add_argument("--model-dir", "--model_dir", dest="model_dir", default=None, metavar="DIR",
@@ -70,10 +75,12 @@ def add_parser(sub) -> None:
                         f"{pp.MAX_SAMPLE_DURATION:g})")
     m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
                    default=None, metavar="S",
-                   help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION})")
+                   help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION}); YAMNet: "
+                        f"seconds per row (default: {yp.DEFAULT_HOP_DURATION}, the maximum over the 0.48 s "
+                        f"patches centred in it; {yp.NATIVE_HOP_DURATION} keeps the patches)")
     m.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help=f"windows per network call (default: {TAG_BATCH_SIZE} context windows; PANNs: "
-                        f"{pp.DEFAULT_BATCH_SIZE})")
+                        f"{pp.DEFAULT_BATCH_SIZE}; YAMNet: {yp.DEFAULT_BATCH_SIZE} patches)")
     d = p.add_argument_group("display")
     d.add_argument("--threshold", type=probability, default=None, metavar="T",
                    help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
@@ -96,6 +103,8 @@ def add_parser(sub) -> None:
     d.add_argument("--per-second", action="store_true", default=None,
                    help="one cue per second like the original (default: merge identical neighbours)")
     d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
+    d.add_argument("--embed-media", "--embed_media", dest="embed_media", action="store_true",
+                   help="html: embed a compressed audio track in the page instead of linking to the media")
     b = p.add_argument_group("inputs and outputs")
     b.add_argument("--from-probs", action="append", default=None, metavar="NPZ",
                    help="re-render from a probability matrix saved with -f npz (no model is run)")
@@ -117,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
     from ..tag.select import Selection
     from ..tag.tagger import (
         backend_display,
+        backend_name,
         check_backend_options,
-        is_panns,
         load_tagger,
         media_source,
+        model_labels,
         output_paths,
         resolve_display,
+        result_labels,
         write_outputs,
     )
     from ..tag.windows import check_context
@@ -135,15 +146,19 @@ def run(args: argparse.Namespace) -> int:
     if not from_probs and not args.inputs:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
     check_context(args.left, args.right)
-    check_backend_options(is_panns(args.model), compat_truncate=args.compat_truncate,
+    backend = backend_name(args.model)
+    check_backend_options(backend, compat_truncate=args.compat_truncate,
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
                "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
                "per_second": args.per_second}
     if not from_probs:
-        display = backend_display(display, is_panns(args.model))
-    options = resolve_display(display)  # usage errors (e.g. an unknown --exclude class) before any work
+        display = backend_display(display, backend)
+    # usage errors (e.g. an unknown --exclude class) before any work; a custom model has its own classes,
+    # and each re-rendered .npz its own (checked when it is read)
+    options = resolve_display(display, labels=None if from_probs else model_labels(args.model),
+                              check=not from_probs)
     specs = args.from_probs if from_probs else args.inputs
     exts = frozenset({".npz"}) if from_probs else None
     items, problems = expand_inputs(specs, recursive=args.recursive,
@@ -168,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         source = None
         if from_probs:
             result, stored = load_result(item.path)
-            sel_options = resolve_display(display, stored)
+            sel_options = resolve_display(display, stored, result_labels(result))
             source = media_source(result)
         else:
             sel_options = options
@@ -178,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(result, BaseException):
                 raise result
         sel = Selection(result, sel_options)
-        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source, progress=not args.quiet)
+        write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source,
+                      embed_media=args.embed_media, progress=not args.quiet)
         if not args.quiet:
             from tqdm.auto import tqdm
 
@@ -197,4 +213,8 @@ def run(args: argparse.Namespace) -> int:
                                   compat_truncate=args.compat_truncate, strict=args.strict,
                                   progress=not args.quiet)
     report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
+    if "html" in formats and len(items) > 1:
+        from ..tag.report import write_index
+
+        write_index(args.output_dir)
     return report.exit_code

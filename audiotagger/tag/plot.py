@@ -108,7 +108,7 @@ def plot_selection(sel: Selection, path: str | os.PathLike, *, audio: str | os.P
     end = float(res.ends[-1]) if res.num_steps else max(res.duration, 1.0)
 
     visible = sel.probs.copy()
-    visible[:, hidden_classes(sel.options)] = -1.0
+    visible[:, hidden_classes(sel.options, res.mids, res.names)] = -1.0
     peak = visible.max(axis=0) if res.num_steps else np.zeros(visible.shape[1])
     top = np.argsort(-peak, kind="stable")[:classes]
 

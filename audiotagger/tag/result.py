@@ -18,7 +18,6 @@ import numpy as np
 
 from ..errors import DataError
 from ..labels import load_labels
-from ..params import NUM_CLASSES
 
 NPZ_FORMAT = "audiotagger-probs-1"
 """Identifier stored under ``format`` in every probability-matrix ``.npz``."""
@@ -40,7 +39,8 @@ class TagResult:
     times : numpy.ndarray, float64, shape (n,)
         Start of each step in seconds.
     probs : numpy.ndarray, float32, shape (n, C)
-        Probability of each class at each step (C = 527 AudioSet classes).
+        Probability of each class at each step (C = 527 AudioSet classes; 521 for YAMNet;
+        a custom model's own).
     hop : float
         Seconds between steps; a step is shown from ``times[i]`` to ``times[i] + hop``.
     window : float
@@ -215,8 +215,6 @@ def load_result(path: str | os.PathLike) -> tuple[TagResult, dict[str, Any]]:
     if probs.ndim != 2 or probs.shape[1] != len(data["mids"]) or probs.shape[0] != data["times"].shape[0]:
         raise DataError(f"{path}: probs {probs.shape}, times {data['times'].shape} and "
                         f"{len(data['mids'])} labels do not agree")
-    if probs.shape[1] != NUM_CLASSES:
-        raise DataError(f"{path}: expected {NUM_CLASSES} classes, found {probs.shape[1]}")
     check_scores(probs, path, rows=True)
     display = settings.pop("display", {}) or {}
     source = settings.pop("source", path.stem)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from ..labels import load_labels
+from ..labels import LabelSet, load_labels
 from ..params import DEFAULT_THRESHOLD, DEFAULT_TOP_K, MUSIC_MID, SILENCE_MID, SPEECH_MID
 from .result import TagResult
 
@@ -94,7 +94,17 @@ class DisplayOptions:
         object.__setattr__(self, "smooth", int(self.smooth))
         for name in ("show_music_speech", "compat", "per_second"):
             object.__setattr__(self, name, bool(getattr(self, name)))
-        hidden_classes(self)  # validates --exclude
+
+    def check(self, labels: LabelSet | None = None) -> DisplayOptions:
+        """Validate ``--exclude`` against a label set (default: AudioSet's); returns ``self``.
+
+        Raises
+        ------
+        ParameterError
+            If an ``--exclude`` entry names no class of ``labels``.
+        """
+        hidden_classes(self, *((labels.mids, labels.names) if labels is not None else ()))
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (stored in the ``.npz`` settings)."""
@@ -116,16 +126,34 @@ class DisplayOptions:
         return COMPAT_SEPARATOR if self.compat else SEPARATOR
 
 
-def hidden_classes(options: DisplayOptions) -> np.ndarray:
+def _label_set(mids: Sequence[str] | None, names: Sequence[str] | None) -> LabelSet:
+    """The packaged AudioSet labels, or the label set of a result's columns (YAMNet's 521, a user's)."""
+    audioset = load_labels()
+    if mids is None or tuple(mids) == audioset.mids:
+        return audioset
+    return LabelSet(tuple(mids), tuple(names) if names is not None else tuple(mids))
+
+
+def hidden_classes(options: DisplayOptions, mids: Sequence[str] | None = None,
+                   names: Sequence[str] | None = None) -> np.ndarray:
     """Class indices never shown: Speech/Music unless ``show_music_speech``, plus ``exclude``.
+
+    Parameters
+    ----------
+    options : DisplayOptions
+    mids, names : sequence of str, optional
+        The columns' classes (default: the 527 AudioSet classes). Speech and Music are found by their
+        mids, so they are hidden in any label set that has them (YAMNet's included).
 
     Raises
     ------
     ParameterError
         If an ``--exclude`` entry names no class.
     """
-    labels = load_labels()
-    hidden = set() if options.show_music_speech else {labels.index(SPEECH_MID), labels.index(MUSIC_MID)}
+    labels = _label_set(mids, names)
+    hidden = set()
+    if not options.show_music_speech:
+        hidden = {i for i, mid in enumerate(labels.mids) if mid in (SPEECH_MID, MUSIC_MID)}
     for key in options.exclude:
         try:
             hidden.add(labels.index(key))
@@ -158,7 +186,8 @@ def smooth_probs(probs: np.ndarray, size: int) -> np.ndarray:
     return ((csum[i + 1] - csum[lo]) / (i + 1 - lo)[:, None]).astype(np.float32)
 
 
-def select_classes(probs: np.ndarray, options: DisplayOptions) -> np.ndarray:
+def select_classes(probs: np.ndarray, options: DisplayOptions, mids: Sequence[str] | None = None,
+                   names: Sequence[str] | None = None) -> np.ndarray:
     """Tags of every step.
 
     Parameters
@@ -167,6 +196,8 @@ def select_classes(probs: np.ndarray, options: DisplayOptions) -> np.ndarray:
         (Smoothed) probabilities.
     options : DisplayOptions
         Threshold, top-k, hidden classes, rule.
+    mids, names : sequence of str, optional
+        The columns' classes (default: the 527 AudioSet classes).
 
     Returns
     -------
@@ -175,13 +206,14 @@ def select_classes(probs: np.ndarray, options: DisplayOptions) -> np.ndarray:
     """
     probs = np.asarray(probs, dtype=np.float32)
     n, num = probs.shape
-    hidden = hidden_classes(options)
+    hidden = hidden_classes(options, mids, names)
     if options.compat:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :COMPAT_MAX]
         shown = compat_count((probs >= options.threshold).sum(axis=1))
         keep = np.arange(order.shape[1])[None, :] < shown[:, None]
         chosen = np.where(keep, order, -1)
-        silence = load_labels().index(SILENCE_MID)
+        mids_list = list(load_labels().mids if mids is None else mids)
+        silence = mids_list.index(SILENCE_MID) if SILENCE_MID in mids_list else -2
         has_silence = (chosen == silence).any(axis=1)
         chosen[has_silence] = -1
         chosen[has_silence, 0] = silence
@@ -242,7 +274,7 @@ class Selection:
 
     def __post_init__(self) -> None:
         self.probs = smooth_probs(self.result.probs, self.options.smooth)
-        self.chosen = select_classes(self.probs, self.options)
+        self.chosen = select_classes(self.probs, self.options, self.result.mids, self.result.names)
 
     def names(self, classes: Iterable[int]) -> list[str]:
         """Display names of class indices."""
@@ -335,7 +367,7 @@ class Selection:
             return []
         mean = self.probs.mean(axis=0, dtype=np.float64)
         visible = mean.copy()
-        visible[hidden_classes(self.options)] = -np.inf
+        visible[hidden_classes(self.options, self.result.mids, self.result.names)] = -np.inf
         if self.options.compat:
             shown = int(compat_count((mean >= self.options.threshold).sum()))
             top = [int(c) for c in np.argsort(-mean, kind="stable")[:shown]

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import AudioError, AudioTaggerError, AudioTaggerWarning, ParameterError
+from ..labels import LabelSet
 from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT, TAG_BATCH_SIZE
 from ..vggish.params import FINAL_PARTIAL_MIN_SECONDS
 from .result import TagResult, load_result
@@ -38,6 +39,38 @@ def is_panns(model: str | os.PathLike | None) -> bool:
     return model is not None and (str(model).startswith("panns-") or str(model).lower().endswith(".pth"))
 
 
+def is_yamnet(model: str | os.PathLike | None) -> bool:
+    """True if ``--model`` names the YAMNet backend: ``yamnet``, a ``.tflite`` file, or a YAMNet ``.h5``.
+
+    An ``.h5`` file is YAMNet's if it holds the official ``layer1/conv`` group (read with h5py; no
+    TensorFlow).
+    """
+    if model is None:
+        return False
+    text = str(model)
+    if text == "yamnet" or text.lower().endswith(".tflite"):
+        return True
+    if text.lower().endswith(".h5") and Path(text).is_file():
+        import h5py
+
+        try:
+            with h5py.File(text, "r") as fh:
+                root = fh["model_weights"] if "model_weights" in fh else fh
+                return "layer1/conv" in root
+        except OSError:
+            return False
+    return False
+
+
+def backend_name(model: str | os.PathLike | None) -> str:
+    """Which backend ``--model`` selects: ``"panns"``, ``"yamnet"``, ``"custom"`` or ``"vggish"``."""
+    if is_panns(model):
+        return "panns"
+    if is_yamnet(model):
+        return "yamnet"
+    return "custom" if is_custom(model) else "vggish"
+
+
 def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LEFT,
                        right: int = DEFAULT_RIGHT, *, batch_size: int = DEFAULT_BATCH_SIZE,
                        progress: bool = False, desc: str = "seconds") -> np.ndarray:
@@ -50,10 +83,10 @@ def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LE
     ----------
     classifier : audiotagger.classifier.Classifier
         A loaded classifier.
-    embedding : numpy.ndarray, uint8, shape (n, 128)
-        One AudioSet embedding per second.
+    embedding : numpy.ndarray, shape (n, D)
+        One embedding row per step: uint8 AudioSet embeddings (D = 128), or a custom model's backbone rows.
     left, right : int
-        Context seconds before/after each second.
+        Context steps before/after each step.
     batch_size : int
         Windows per classifier call.
     progress : bool
@@ -63,9 +96,10 @@ def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LE
 
     Returns
     -------
-    numpy.ndarray, float32, shape (n, 527)
+    numpy.ndarray, float32, shape (n, C)
     """
-    windows = context_windows(np.asarray(embedding, dtype=np.uint8), left, right)
+    dtype = getattr(classifier, "dtype", np.uint8)
+    windows = context_windows(np.asarray(embedding, dtype=dtype), left, right)
     n = windows.shape[0]
     if not progress or n < _PROGRESS_MIN_WINDOWS:
         return classifier.predict(windows, batch_size=batch_size)
@@ -150,8 +184,8 @@ class Tagger:
     def __init__(self, model: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
                  pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                  offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
-        if is_panns(model):
-            raise ParameterError(f"--model: {model} is a PANNs model; use PannsBackend or load_backend()")
+        if is_panns(model) or is_yamnet(model) or is_custom(model):
+            raise ParameterError(f"--model: {model} is a {backend_name(model)} model; use load_backend()")
         from ..classifier import load_classifier
         from ..vggish.embed import VGGishEmbedder
 
@@ -346,27 +380,267 @@ class PannsBackend:
                 yield Path(path), exc
 
 
-def load_backend(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger | PannsBackend:
-    """Load the backend ``--model`` names: :class:`PannsBackend` for PANNs models, else :class:`Tagger`.
+class YamnetBackend:
+    """The YAMNet backend (521 classes, 0.96 s patches every 0.48 s) with the interface of :class:`Tagger`.
 
-    Keyword arguments are those of the two constructors (``checkpoint``, ``pca_params``, ``model_dir``,
-    ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs.
+    Parameters
+    ----------
+    model : str or path-like
+        ``yamnet`` (model cache), or a ``yamnet.h5`` / YAMNet ``.tflite`` file.
+    checkpoint : path-like, optional
+        Local ``yamnet.h5`` for ``model="yamnet"``.
+    model_dir, offline
+        Model cache folder; never download.
+    batch_size : int, optional
+        Patches per network call (default 32).
+
+    Attributes
+    ----------
+    model : audiotagger.yamnet.tagging.YamnetModel
+        The loaded network; :meth:`embed` gives its embeddings.
+    """
+
+    backend = "yamnet"
+
+    def __init__(self, model: str | os.PathLike = "yamnet", *, checkpoint: str | os.PathLike | None = None,
+                 model_dir: str | os.PathLike | None = None, offline: bool | None = None,
+                 batch_size: int | None = None, **_other_backend: Any):
+        from ..yamnet.tagging import YamnetModel
+
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        self.model = YamnetModel(model, checkpoint, model_dir=model_dir, offline=offline, **kwargs)
+        self.model_name = "yamnet"
+
+    def embed(self, path: str | os.PathLike, *, progress: bool = False):
+        """Patch scores, embeddings (n, 1024) and times of one file (a ``YamnetOutput``)."""
+        if not progress:
+            return self.model.embed_file(path)
+        bar = _bar(path)
+        try:
+            return self.model.embed_file(path, progress=bar)
+        finally:
+            bar.close()
+
+    def result(self, out, source: str, *, hop_duration: float | None = None) -> TagResult:
+        """Turn patch scores into a :class:`TagResult` of ``hop_duration`` rows (default 1 s).
+
+        Rows follow :func:`audiotagger.yamnet.tagging.aggregate` (the maximum over the patches centred
+        in each row; ``0.48`` keeps the patches). The ``.npz`` also stores ``patch_times`` and
+        ``patch_scores``.
+        """
+        from ..yamnet import params as yp
+        from ..yamnet.tagging import aggregate
+
+        hop = yp.DEFAULT_HOP_DURATION if hop_duration is None else float(hop_duration)
+        times, probs = aggregate(out.times, out.scores, out.duration, hop)
+        native = abs(hop - yp.PATCH_HOP_SECONDS) < 1e-9
+        labels = self.model.labels
+        meta = {"model": self.model_name, "backend": self.backend, "hop_duration": hop,
+                "aggregation": "patches" if native else "max over patches centred in the row",
+                "weights": str(self.model.weights_path), "version": __version__}
+        if Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        return TagResult(source=source, times=times, probs=probs, hop=hop,
+                         window=yp.PATCH_WINDOW_SECONDS if native else hop + yp.PATCH_WINDOW_SECONDS,
+                         duration=out.duration, meta=meta, mids=labels.mids, names=labels.names,
+                         extras={"patch_times": out.times, "patch_scores": out.scores})
+
+    def tag(self, path: str | os.PathLike, *, hop_duration: float | None = None, progress: bool = False,
+            **_other_backend: Any) -> TagResult:
+        """Tag one file: per-second rows by default (``hop_duration`` seconds per row).
+
+        Returns
+        -------
+        TagResult
+            ``probs`` (rows, 521) with YAMNet's class map as ``mids``/``names``.
+        """
+        return self.result(self.embed(path, progress=progress), str(path), hop_duration=hop_duration)
+
+    def tag_waveform(self, x: np.ndarray, sr: int, *, hop_duration: float | None = None,
+                     source: str = "<waveform>", **_other_backend: Any) -> TagResult:
+        """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
+        return self.result(self.model.embed_waveform(x, sr), source, hop_duration=hop_duration)
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
+        for path in paths:
+            try:
+                yield Path(path), self.tag(path, **options)
+            except (AudioTaggerError, OSError) as exc:
+                yield Path(path), exc
+
+
+class CustomBackend:
+    """A custom model (``audiotagger train --audio``): its backbone's rows → context windows → its classes.
+
+    The model file names its backbone and carries its labels, so no other flag is needed; the result's
+    columns are the user's classes (``mids`` and ``names`` are both the label strings).
+
+    Parameters
+    ----------
+    model : path-like
+        A classifier ``.npz`` whose config has ``backbone`` and ``labels``.
+    checkpoint, pca_params, model_dir, offline
+        The backbone's model files (as for :func:`audiotagger.backbones.load_backbone`).
+    batch_size : int
+        Context windows per classifier call.
+
+    Raises
+    ------
+    ModelError
+        The file is not a custom model, or its backbone is unknown, not installed or lacks its weights
+        (the message names the model file and the backbone).
+    """
+
+    backend = "custom"
+
+    def __init__(self, model: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                 pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
+                 offline: bool | None = None, batch_size: int | None = None):
+        from ..backbones import load_backbone
+        from ..classifier import load_classifier
+        from ..classifier.store import read_config
+        from ..errors import ModelError
+
+        config, _ = read_config(model)
+        name, labels = config.get("backbone"), config.get("labels")
+        if not name or not labels or len(labels) != config.get("num_classes"):
+            raise ModelError(f"{model}: not a custom model (no backbone and labels in its config)")
+        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise ParameterError(f"--batch-size: must be >= 1, got {batch_size}")
+        try:
+            self.backbone = load_backbone(name, checkpoint=checkpoint, pca_params=pca_params,
+                                          model_dir=model_dir, offline=offline)
+        except (ParameterError, ModelError) as exc:
+            raise ModelError(f"{model}: needs backbone {name!r}, which is not available here: "
+                             f"{str(exc).removeprefix('--backbone: ')}") from None
+        want = config.get("embedding_size", 128), config.get("input_dtype", "uint8")
+        if want != (self.backbone.dim, self.backbone.spec.dtype):
+            raise ModelError(f"{model}: expects {want[1]} rows of width {want[0]}, backbone {name!r} gives "
+                             f"{self.backbone.spec.dtype} rows of width {self.backbone.dim}")
+        self.classifier = load_classifier(model)
+        self.labels = tuple(str(x) for x in labels)
+        self.model_name = str(self.classifier.name)
+
+    def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
+            progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
+        """Tag one file: one step per backbone row (its ``hop``), ``left``/``right`` rows of context.
+
+        Returns
+        -------
+        TagResult
+            ``probs`` (n, len(labels)); ``mids`` and ``names`` are the model's labels.
+        """
+        if compat_truncate:
+            raise ParameterError("--compat-truncate: only for the packaged VGGish models, not custom models")
+        left, right = check_context(left, right)
+        rows, duration = self.backbone.embed_file(path)
+        return self.rows_result(rows, source=str(path), left=left, right=right, duration=duration,
+                                progress=progress)
+
+    def rows_result(self, rows: np.ndarray, *, source: str, left: int = DEFAULT_LEFT,
+                    right: int = DEFAULT_RIGHT, duration: float | None = None,
+                    progress: bool = False) -> TagResult:
+        """Classify a sequence of backbone rows (n, D) into a :class:`TagResult` (see :meth:`tag`)."""
+        if len(rows) == 0:
+            raise AudioError(f"{source}: no audio to tag")
+        hop = self.backbone.hop
+        probs = classify_embedding(self.classifier, rows, left, right, batch_size=self.batch_size,
+                                   progress=progress, desc=Path(source).name)
+        meta = {"model": self.model_name, "backend": self.backend, "backbone": self.backbone.name,
+                "left": left, "right": right, "version": __version__}
+        if Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        n = len(rows)
+        return TagResult(source=source, times=np.arange(n) * hop, probs=probs, hop=hop,
+                         window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
+                         duration=float(n * hop if duration is None else duration), meta=meta,
+                         mids=self.labels, names=self.labels)
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
+        for path in paths:
+            try:
+                yield Path(path), self.tag(path, **options)
+            except (AudioTaggerError, OSError) as exc:
+                yield Path(path), exc
+
+
+def is_custom(model: str | os.PathLike | None) -> bool:
+    """True if ``--model`` is a custom model file (a classifier ``.npz`` that names its backbone)."""
+    from ..classifier.store import is_custom_model
+
+    return model is not None and is_custom_model(model)
+
+
+def model_labels(model: str | os.PathLike | None):
+    """The classes ``--model`` outputs, read without loading it (for checking ``--exclude`` early).
+
+    Returns
+    -------
+    audiotagger.labels.LabelSet or None
+        A custom model's labels; None for the AudioSet models (the default label set).
+    """
+    from ..labels import LabelSet
+
+    if not is_custom(model):
+        return None
+    from ..classifier.store import read_config
+
+    labels = tuple(str(x) for x in read_config(model)[0]["labels"])
+    return LabelSet(labels, labels)
+
+
+def _bar(path):
+    """A progress callback (patches scored so far) drawing a tqdm bar; closed when the file is done."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=Path(path).name, unit="patch", leave=False, file=sys.stderr)
+
+    def update(n: int) -> None:
+        bar.update(n - bar.n)
+
+    update.close = bar.close
+    return update
+
+
+def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
+                 ) -> Tagger | PannsBackend | YamnetBackend | CustomBackend:
+    """Load the backend ``--model`` names.
+
+    :class:`PannsBackend` for PANNs models, :class:`YamnetBackend` for ``yamnet`` (or a YAMNet
+    ``.h5``/``.tflite``), :class:`CustomBackend` for a custom model file (it loads the backbone the file
+    names), else :class:`Tagger` (VGGish + an AudioSet classifier).
+
+    Keyword arguments are those of the constructors (``checkpoint``, ``pca_params``, ``model_dir``,
+    ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs and YAMNet.
     """
     if is_panns(model):
         return PannsBackend(model, **kwargs)
+    if is_yamnet(model):
+        return YamnetBackend(model, **{k: v for k, v in kwargs.items() if k != "pca_params"})
+    if is_custom(model):
+        return CustomBackend(model, **kwargs)
     return Tagger(model, **{k: v for k, v in kwargs.items() if v is not None or k != "batch_size"})
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_backend(model, checkpoint, pca_params, model_dir, offline, batch_size) -> Tagger | PannsBackend:
+def _cached_backend(model, checkpoint, pca_params, model_dir, offline, batch_size
+                    ) -> Tagger | PannsBackend | YamnetBackend:
     return load_backend(model, checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir,
                         offline=offline, batch_size=batch_size)
 
 
-def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any) -> Tagger | PannsBackend:
+def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any
+                ) -> Tagger | PannsBackend | YamnetBackend:
     """Return the backend for these model settings, reusing one already loaded in this process."""
     key = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in kwargs.items()}
-    default_batch = None if is_panns(model) else DEFAULT_BATCH_SIZE
+    default_batch = DEFAULT_BATCH_SIZE if backend_name(model) == "vggish" else None
     return _cached_backend(None if model is None else str(model), key.get("checkpoint"),
                            key.get("pca_params"), key.get("model_dir"), key.get("offline"),
                            key.get("batch_size") or default_batch)
@@ -380,7 +654,8 @@ def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[
 
 
 def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = False, burn: bool = False,
-                  source: str | os.PathLike | None = None, progress: bool = False) -> list[Path]:
+                  source: str | os.PathLike | None = None, embed_media: bool = False,
+                  progress: bool = False) -> list[Path]:
     """Write every requested format of one selection.
 
     Parameters
@@ -394,7 +669,9 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
     burn : bool
         ``mp4``: draw the tags onto the frames instead of adding a subtitle track.
     source : path-like, optional
-        The media file (for ``png`` and ``mp4``); default ``sel.result.source``.
+        The media file (for ``png``, ``mp4`` and ``html``); default ``sel.result.source``.
+    embed_media : bool
+        ``html``: embed a compressed audio track instead of linking to the media.
     progress : bool
         ``--burn``: a progress bar over the frames.
 
@@ -419,7 +696,7 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
                 continue
             try:
                 get_writer(fmt).write(sel, group.stage(path), overwrite=True, source=src, burn=burn,
-                                      progress=progress)
+                                      embed_media=embed_media, outputs=paths, progress=progress)
                 written.append(path)
             except AudioError as exc:
                 from .video import NoVideoStreamError
@@ -438,10 +715,10 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              top_k: int | None = None, show_music_speech: bool | None = None,
              exclude: Iterable[str] | None = None,
              compat: bool | None = None, smooth: int | None = None, per_second: bool | None = None,
-             burn: bool = False, overwrite: bool = False, from_probs: bool = False,
+             burn: bool = False, embed_media: bool = False, overwrite: bool = False, from_probs: bool = False,
              sample_duration: float | None = None, hop_duration: float | None = None,
              compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
-             strict: bool = False, tagger: Tagger | PannsBackend | None = None) -> TagResult:
+             strict: bool = False, tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
     Parameters
@@ -456,18 +733,22 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         :data:`audiotagger.tag.writers.FORMATS`.
     model, checkpoint, pca_params, model_dir, offline, batch_size
         Model selection (see :func:`load_backend`); ignored with ``tagger`` or ``from_probs``. ``model``
-        ``panns-cnn14|10|6`` or a ``.pth`` file selects the PANNs backend.
+        ``panns-cnn14|10|6`` or a ``.pth`` file selects the PANNs backend; ``yamnet`` (or a YAMNet
+        ``.h5``/``.tflite``) the YAMNet backend.
     left, right : int
         VGGish backend: context seconds before/after each second.
     compat_truncate : bool
         VGGish backend: the old AudioTagger's framing (see :meth:`Tagger.tag`).
     sample_duration, hop_duration : float, optional
-        PANNs backend: window length and hop in seconds (default 2.0 and 0.3).
+        PANNs backend: window length and hop in seconds (default 2.0 and 0.3). YAMNet: ``hop_duration``
+        is the row length (default 1.0; 0.48 keeps the native patches).
     threshold, top_k, show_music_speech, exclude, compat, smooth, per_second
         Display options (:class:`~audiotagger.tag.select.DisplayOptions`); None takes the value stored in
         the ``.npz`` with ``from_probs``, else the default.
     burn : bool
         ``mp4``: draw the tags on the frames (re-encodes the video).
+    embed_media : bool
+        ``html``: embed a compressed audio track in the page instead of linking to the media.
     overwrite : bool
         Replace existing outputs (otherwise they are kept).
     from_probs : bool
@@ -490,15 +771,16 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     source: str | os.PathLike | None = None
     if from_probs:
         result, stored = load_result(path)
-        options = resolve_display(display, stored)
+        options = resolve_display(display, stored, result_labels(result))
         source = media_source(result)
     else:
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size)
-        panns = isinstance(tagger, PannsBackend)
-        options = resolve_display(backend_display(display, panns))
-        check_backend_options(panns, compat_truncate=compat_truncate, sample_duration=sample_duration,
+        backend = getattr(tagger, "backend", "vggish")
+        labels = LabelSet(tagger.labels, tagger.labels) if isinstance(tagger, CustomBackend) else None
+        options = resolve_display(backend_display(display, backend), labels=labels)
+        check_backend_options(backend, compat_truncate=compat_truncate, sample_duration=sample_duration,
                               hop_duration=hop_duration)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
                             hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate,
@@ -508,8 +790,14 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     if output_dir is not None:
         paths = {fmt: p for fmt, p in output_paths(Path(path), output_dir, fmts).items()
                  if p.resolve() != Path(path).resolve()}      # never replace the input itself
-        write_outputs(Selection(result, options), paths, overwrite=overwrite, burn=burn, source=source)
+        write_outputs(Selection(result, options), paths, overwrite=overwrite, burn=burn, source=source,
+                      embed_media=embed_media)
     return result
+
+
+def result_labels(result: TagResult):
+    """The classes of a result as a :class:`~audiotagger.labels.LabelSet`."""
+    return LabelSet(result.mids, result.names)
 
 
 def media_source(result: TagResult) -> str:
@@ -518,15 +806,22 @@ def media_source(result: TagResult) -> str:
     return path if path and Path(path).exists() else result.source
 
 
-def check_backend_options(panns: bool, *, compat_truncate: bool = False, sample_duration: float | None = None,
-                          hop_duration: float | None = None) -> None:
-    """Raise ParameterError for an option of the other backend (``tag`` and :func:`tag_file` share this)."""
-    if not panns and (sample_duration is not None or hop_duration is not None):
+def check_backend_options(backend: str | bool, *, compat_truncate: bool = False,
+                          sample_duration: float | None = None, hop_duration: float | None = None) -> None:
+    """Raise ParameterError for an option of another backend (``tag`` and :func:`tag_file` share this).
+
+    ``backend`` is ``"vggish"``, ``"panns"`` or ``"yamnet"`` (True/False mean PANNs/VGGish).
+    """
+    backend = {True: "panns", False: "vggish"}.get(backend, backend) if isinstance(backend, bool) else backend
+    if backend in ("vggish", "custom") and (sample_duration is not None or hop_duration is not None):
         raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
-                             "(--model panns-cnn14 ...)")
-    if panns and compat_truncate:
-        raise ParameterError("--compat-truncate: only for the VGGish backend, not PANNs models")
-    if panns and (sample_duration is not None or hop_duration is not None):
+                             "(--model panns-cnn14 ...) and YAMNet (--hop-duration)")
+    if backend == "yamnet" and sample_duration is not None:
+        raise ParameterError("--sample-duration: YAMNet's patches are always 0.96 s (use --hop-duration "
+                             "for the row length)")
+    if backend != "vggish" and compat_truncate:
+        raise ParameterError(f"--compat-truncate: only for the VGGish backend, not {backend} models")
+    if backend == "panns" and (sample_duration is not None or hop_duration is not None):
         from ..panns import params as pp
         from ..panns.tagging import window_samples
 
@@ -534,17 +829,24 @@ def check_backend_options(panns: bool, *, compat_truncate: bool = False, sample_
                        pp.DEFAULT_HOP_DURATION if hop_duration is None else hop_duration)
 
 
-def backend_display(display: dict[str, Any], panns: bool) -> dict[str, Any]:
+def backend_display(display: dict[str, Any], backend: str | bool) -> dict[str, Any]:
     """``display`` with the PANNs default top-k (PaddleAudio lists the top 10) when none was given."""
-    if panns and display.get("top_k") is None:
+    if backend in (True, "panns") and display.get("top_k") is None:
         from ..panns.params import DEFAULT_TOP_K as PANNS_TOP_K
 
         return {**display, "top_k": PANNS_TOP_K}
     return display
 
 
-def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None) -> DisplayOptions:
-    """Combine display options: explicit values (not None) over stored ones over the defaults."""
+def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None,
+                    labels: LabelSet | None = None, *, check: bool = True) -> DisplayOptions:
+    """Combine display options: explicit values (not None) over stored ones over the defaults.
+
+    ``--exclude`` is checked against ``labels`` (a :class:`~audiotagger.labels.LabelSet`; default
+    AudioSet's), so an unknown class is a usage error before any work; ``check=False`` leaves that to
+    the selection (re-rendered files may each have their own classes).
+    """
     merged = {k: v for k, v in (stored or {}).items() if k in DisplayOptions.__dataclass_fields__}
     merged.update({k: v for k, v in given.items() if v is not None})
-    return DisplayOptions.from_dict(merged)
+    options = DisplayOptions.from_dict(merged)
+    return options.check(labels) if check else options

@@ -2,7 +2,8 @@
 
 Every writer renders a :class:`~audiotagger.tag.select.Selection` (a result plus display options) and
 writes atomically. Text formats are pure functions of the selection, so ``--from-probs`` reproduces them
-byte for byte. ``png`` and ``mp4`` import matplotlib / ffmpeg / moviepy only when used.
+byte for byte. ``png``, ``mp4`` and ``html`` import matplotlib / ffmpeg / moviepy / the report package only
+when used.
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ class ResultWriter:
         overwrite : bool
             Replace an existing file (otherwise ``FileExistsError``).
         **context
-            Format-specific extras: ``source`` (the media file, for png and mp4), ``burn`` and
-            ``progress`` (mp4).
+            Format-specific extras: ``source`` (the media file, for png, mp4 and html), ``burn`` and
+            ``progress`` (mp4), ``embed_media`` and ``outputs`` (html: embed the audio; the other outputs to
+            link).
         """
         raise NotImplementedError
 
@@ -258,9 +260,24 @@ class WriteMP4(ResultWriter):
                                   overwrite=overwrite, progress=bool(context.get("progress")))
 
 
+class WriteHTML(ResultWriter):
+    """A self-contained interactive page: player, heatmap, event lanes and live re-selection controls."""
+
+    extension = "html"
+
+    def write(self, sel: Selection, path: str | os.PathLike, *, overwrite: bool = True,
+              **context: Any) -> Path:
+        """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link)."""
+        from .report import write_page
+
+        return write_page(sel, path, media=context.get("source"),
+                          embed_media=bool(context.get("embed_media")), outputs=context.get("outputs"),
+                          overwrite=overwrite)
+
+
 _WRITERS: dict[str, type[ResultWriter]] = {
     "srt": WriteSRT, "vtt": WriteVTT, "tsv": WriteTSV, "csv": WriteCSV, "json": WriteJSON,
-    "npz": WriteNPZ, "txt": WriteTXT, "png": WritePNG, "mp4": WriteMP4,
+    "npz": WriteNPZ, "txt": WriteTXT, "png": WritePNG, "mp4": WriteMP4, "html": WriteHTML,
 }
 
 
