@@ -696,7 +696,7 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
                 continue
             try:
                 get_writer(fmt).write(sel, group.stage(path), overwrite=True, source=src, burn=burn,
-                                      embed_media=embed_media, outputs=paths, progress=progress)
+                                      embed_media=embed_media, outputs=paths, progress=progress, final=path)
                 written.append(path)
             except AudioError as exc:
                 from .video import NoVideoStreamError

@@ -267,12 +267,16 @@ class WriteHTML(ResultWriter):
 
     def write(self, sel: Selection, path: str | os.PathLike, *, overwrite: bool = True,
               **context: Any) -> Path:
-        """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link)."""
-        from .report import write_page
+        """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link), and
+        ``final``: the page's destination when ``path`` is a temporary name (links are relative to it).
+        """
+        from ..fileio import atomic_write_text
+        from .report.page import render_page
 
-        return write_page(sel, path, media=context.get("source"),
-                          embed_media=bool(context.get("embed_media")), outputs=context.get("outputs"),
-                          overwrite=overwrite)
+        page = Path(context.get("final") or path)
+        return atomic_write_text(path, render_page(sel, page, media=context.get("source"),
+                                                   embed_media=bool(context.get("embed_media")),
+                                                   outputs=context.get("outputs")), overwrite=overwrite)
 
 
 _WRITERS: dict[str, type[ResultWriter]] = {
