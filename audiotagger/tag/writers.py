@@ -267,8 +267,9 @@ class WriteHTML(ResultWriter):
 
     def write(self, sel: Selection, path: str | os.PathLike, *, overwrite: bool = True,
               **context: Any) -> Path:
-        """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link), and
-        ``final``: the page's destination when ``path`` is a temporary name (links are relative to it).
+        """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link).
+
+        ``final`` is the page's destination when ``path`` is a temporary name (links are relative to it).
         """
         from ..fileio import atomic_write_text
         from .report.page import render_page
