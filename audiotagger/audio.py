@@ -70,8 +70,8 @@ def ffmpeg_exe() -> str:
 
 def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
                  chunk_seconds: float = CHUNK_SECONDS,
-                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None
-                 ) -> Iterator[np.ndarray]:
+                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
+                 strict: bool = False, info: dict | None = None) -> Iterator[np.ndarray]:
     """Decode a media file chunk by chunk to mono float32 at ``sr``.
 
     Parameters
@@ -88,6 +88,15 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         ``pre_resample(chunk, native_rate, last) -> samples``, called on every chunk in order and
         with ``last=True`` on the final (possibly empty) one (e.g.
         :class:`audiotagger.vggish.features.SecondSplicer`).
+    strict : bool
+        Refuse damaged media. By default, a stream with decoding errors (a cut file, garbage in the
+        middle) or that decodes to clearly less than the container's stated duration keeps what
+        decodes, with a :class:`~audiotagger.errors.AudioTaggerWarning` giving the decoded length
+        against the stated one; with ``strict`` it raises :class:`AudioError` instead.
+    info : dict, optional
+        Filled, before the first chunk is yielded, with ``rate`` and ``channels`` of the stream and
+        ``duration``: the container's stated duration in seconds (None when it states none), for
+        progress bars with a total.
 
     Yields
     ------
@@ -106,7 +115,7 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
     sr = _check_rate(sr)
     _check_file(path)
     yield from decode_input(["-i", str(path)], str(path), sr, chunk_seconds=chunk_seconds,
-                            pre_resample=pre_resample)
+                            pre_resample=pre_resample, strict=strict, info=info)
 
 
 def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_RATE, *,
@@ -114,7 +123,8 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
                  pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
                  stdin=None, live: bool = False, open_timeout: float | None = None,
                  stall_timeout: float | None = None, stop: threading.Event | None = None,
-                 clock: ChunkClock | None = None) -> Iterator[np.ndarray]:
+                 clock: ChunkClock | None = None, strict: bool = False, info: dict | None = None
+                 ) -> Iterator[np.ndarray]:
     """Decode whatever ffmpeg opens with ``input_args`` (a file, a URL, a capture device, stdin).
 
     The one ffmpeg pipe of the package: :func:`stream_audio` (files) and the live driver
@@ -144,6 +154,8 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
         When set, decoding ends as if the input had ended (ffmpeg is stopped, no error is raised).
     clock : ChunkClock, optional
         Its ``time`` is set, before each chunk is yielded, to when that chunk's last byte came from ffmpeg.
+    strict, info
+        See :func:`stream_audio`.
 
     Yields
     ------
@@ -157,10 +169,10 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
     """
     sr = _check_rate(sr)
     with tempfile.TemporaryFile() as errfile:
-        cmd = [ffmpeg_exe(), *(["-nostdin"] if stdin is None else []), "-hide_banner", "-v", "error",
-               *input_args, "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1",
-               "-fflags", "+bitexact", "-c:a", "pcm_f32le", *(["-flush_packets", "1"] if live else []),
-               "-f", "wav", "pipe:1"]
+        cmd = [ffmpeg_exe(), *(["-nostdin"] if stdin is None else []), "-hide_banner", "-nostats",
+               "-loglevel", "level+info", *input_args,
+               "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-fflags", "+bitexact",
+               "-c:a", "pcm_f32le", *(["-flush_packets", "1"] if live else []), "-f", "wav", "pipe:1"]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if stdin is None else stdin,
                                     stdout=subprocess.PIPE, stderr=errfile)
@@ -169,7 +181,8 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
         watch = _Watch(proc, stop, open_timeout, stall_timeout)
         watch.clock, watch.live = clock, live
         try:
-            yield from _read_wav_stream(name, proc, errfile, sr, chunk_seconds, pre_resample, watch)
+            yield from _read_wav_stream(name, proc, errfile, sr, chunk_seconds, pre_resample, strict, info,
+                                        watch)
         finally:
             watch.cancel()
             if proc.poll() is None:
@@ -202,29 +215,55 @@ def load_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE) -> np.nda
     return np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
 
 
-def to_mono(x: np.ndarray, name: str = "waveform") -> np.ndarray:
-    """Average the channels of ``x`` (shape ``(samples, channels)``, as VGGish's reference expects).
+MAX_CHANNELS = 16
+"""Most channels an in-memory waveform is taken to have when its layout is inferred."""
+
+
+def to_mono(x: np.ndarray, name: str = "waveform", channels_axis: int | None = None) -> np.ndarray:
+    """Average the channels of ``x``, given as ``(samples, channels)`` or ``(channels, samples)``.
 
     Parameters
     ----------
-    x : np.ndarray [shape=(n,) or (n, channels)]
-        Audio samples.
+    x : np.ndarray [shape=(n,), (n, channels) or (channels, n)]
+        Audio samples, floating point.
     name : str
         Name used in error messages.
+    channels_axis : {None, 0, 1}
+        Which axis of a 2-D ``x`` holds the channels: 1 for ``(samples, channels)`` (VGGish's and
+        soundfile's layout), 0 for ``(channels, samples)`` (librosa's and torchaudio's). None infers it
+        when exactly one axis is at most :data:`MAX_CHANNELS` long and the other is longer, and refuses
+        anything else as ambiguous (a stereo pair must never be read as 2-sample audio).
 
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float32]
+
+    Raises
+    ------
+    ParameterError
+        Not 1-D or 2-D, not floating point, or an ambiguous 2-D layout.
     """
     x = np.asarray(x)
     if x.ndim not in (1, 2):
-        raise ParameterError(f"{name}: audio must be 1-D or (samples, channels), got shape {x.shape}")
+        raise ParameterError(f"{name}: audio must be 1-D, (samples, channels) or (channels, samples), "
+                             f"got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ParameterError(f"{name}: audio must be floating point in [-1, 1], got dtype {x.dtype} "
                              "(divide integer PCM by its full scale, e.g. int16 / 32768)")
-    if x.ndim == 2:
-        return _average_channels(x)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if channels_axis is None:
+        rows, cols = x.shape
+        if cols <= MAX_CHANNELS < rows:
+            channels_axis = 1
+        elif rows <= MAX_CHANNELS < cols:
+            channels_axis = 0
+        else:
+            raise ParameterError(f"{name}: cannot tell samples from channels in shape {x.shape}; pass "
+                                 "channels_axis=1 for (samples, channels) or 0 for (channels, samples)")
+    if channels_axis not in (0, 1):
+        raise ParameterError(f"{name}: channels_axis must be 0, 1 or None, got {channels_axis!r}")
+    return _average_channels(x if channels_axis == 1 else x.T)
 
 
 def _average_channels(x: np.ndarray) -> np.ndarray:
@@ -303,8 +342,9 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
 
-def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
-                     pre_resample=None, watch: _Watch | None = None) -> Iterator[np.ndarray]:
+def _read_wav_stream(path: str | Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
+                     pre_resample=None, strict: bool = False, info: dict | None = None,
+                     watch: _Watch | None = None) -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     watch = watch or _Watch(proc)
     out = proc.stdout
@@ -338,6 +378,8 @@ def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_
     if not channels or not rate:
         raise AudioError(f"{path}: ffmpeg wrote no audio format")
     watch.opened()
+    if info is not None:
+        info.update(rate=rate, channels=channels, duration=stated_duration(errfile))
 
     resampler = None
     if rate != sr:
@@ -373,10 +415,17 @@ def _read_wav_stream(path: str, proc: subprocess.Popen, errfile, sr: int, chunk_
                 watch.check(path)
             except AudioError as exc:
                 error = exc
-            if error is None and not watch.stopping and (proc.returncode != 0 or _error_lines(errfile)):
-                error = _ffmpeg_error(path, errfile, proc.returncode)
-            if error is None and done == 0 and not watch.stopping:
-                error = AudioError(f"{path}: no audio samples (zero-length audio stream)")
+            if error is None and not watch.stopping:
+                try:
+                    if done == 0:
+                        if proc.returncode != 0 or _error_lines(errfile):
+                            raise _ffmpeg_error(path, errfile, proc.returncode)
+                        raise AudioError(f"{path}: no audio samples (zero-length audio stream)")
+                    if watch.live and (proc.returncode != 0 or _error_lines(errfile)):
+                        raise _ffmpeg_error(path, errfile, proc.returncode)   # a live source dropped
+                    _check_damage(path, errfile, proc.returncode, done / rate, strict)
+                except AudioError as exc:
+                    error = exc
         if len(mono):
             if watch.clock is not None:
                 watch.clock.time = watch.arrived
@@ -529,12 +578,63 @@ class _Watch:
             raise StreamStalled(f"{name}: no audio for {self.stall_timeout:g} s (stalled)")
 
 
-def _error_lines(errfile) -> list[str]:
+_ERROR_LEVELS = ("[error]", "[fatal]", "[panic]")
+_DURATION = re.compile(r"^\[info\]\s+Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+DAMAGE_TOLERANCE_SECONDS = 1.0
+"""Decoded audio may fall short of the container's stated duration by this much (or by
+:data:`DAMAGE_TOLERANCE_FRACTION` of it) before it counts as damaged (audio tracks often end a little
+before the video)."""
+DAMAGE_TOLERANCE_FRACTION = 0.05
+
+
+def _log_lines(errfile) -> list[str]:
     errfile.flush()
     errfile.seek(0)
     text = errfile.read().decode("utf-8", "replace")
     errfile.seek(0, os.SEEK_END)
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _error_lines(errfile) -> list[str]:
+    """Ffmpeg's error messages (``-loglevel level+info``), without their level tag."""
+    out = []
+    for line in _log_lines(errfile):
+        for tag in _ERROR_LEVELS:
+            if tag in line:
+                out.append(line.replace(f"{tag} ", "").replace(tag, ""))
+                break
+    return out
+
+
+def stated_duration(errfile) -> float | None:
+    """The container's duration from ffmpeg's input dump (``Duration: HH:MM:SS.ss``), if stated."""
+    for line in _log_lines(errfile):
+        m = _DURATION.match(line)
+        if m:
+            return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return None
+
+
+def _check_damage(path: Path, errfile, returncode: int | None, decoded: float, strict: bool) -> None:
+    """Warn (or with ``strict`` raise) when a decoded stream had errors or fell short of its length."""
+    import warnings
+
+    from .errors import AudioTaggerWarning
+
+    errors = _error_lines(errfile)
+    stated = stated_duration(errfile)
+    short = stated is not None and decoded < stated - max(DAMAGE_TOLERANCE_SECONDS,
+                                                           DAMAGE_TOLERANCE_FRACTION * stated)
+    if not (errors or returncode or short):
+        return
+    detail = errors[0].split("] ")[-1] if errors else (f"ffmpeg exit status {returncode}" if returncode
+                                                        else "stream ends early")
+    of = f" of the {stated:.2f} s the container states" if stated is not None else ""
+    if strict:
+        raise AudioError(f"{path}: damaged media: decoded {decoded:.2f} s{of} ({detail}); refused "
+                         "(--strict)")
+    warnings.warn(f"{path}: damaged media: decoded {decoded:.2f} s{of} ({detail}); keeping what decodes "
+                  "(--strict refuses damaged files)", AudioTaggerWarning, stacklevel=3)
 
 
 def _ffmpeg_error(path: str | Path, errfile, returncode: int | None) -> AudioError:

@@ -18,7 +18,7 @@ _ONTOLOGY_FILE = "ontology.json"
 
 @dataclass(frozen=True)
 class LabelSet:
-    """The 527 AudioSet classes in index order.
+    """Classes in index order: AudioSet's 527 (:func:`load_labels`) or a custom model's.
 
     Attributes
     ----------
@@ -53,7 +53,7 @@ class LabelSet:
             return lookup[k]
         if k.casefold() in lookup:
             return lookup[k.casefold()]
-        raise ParameterError(f"unknown AudioSet class {key!r} (give a mid, a display name or an index)")
+        raise ParameterError(f"unknown class {key!r} (give a mid, a display name or an index)")
 
 
 @functools.cache

@@ -32,6 +32,11 @@ TAG_BATCH_SIZE = 1024
 """Context windows per classifier call when tagging."""
 OUTPUT_FORMATS = ("srt", "vtt", "tsv", "csv", "json", "npz", "txt", "png", "mp4", "html")
 """Every ``tag -f`` choice, in the order ``all`` writes them."""
+MEDIA_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .m4a .aac .wma .aif .aiff .au .caf .mka "
+    ".mp4 .m4v .mkv .webm .mov .avi .wmv .flv .mpg .mpeg .ts .3gp".split()
+)
+"""Extensions picked up when a directory is given as input (explicit files may have any)."""
 DEFAULT_OUTPUT_FORMATS = ("srt", "npz")
 """Written when ``-f`` is not given: the subtitles and the probability matrix (to re-render the rest)."""
 
@@ -43,3 +48,25 @@ DEFAULT_DROPOUT = 0.4
 """Dropout of the multi-level attention model."""
 DEFAULT_LEVELS = (2, 3)
 """Attention heads used by default (Yu et al. 2018)."""
+
+# --- custom models (``audiotagger train --audio``) ---------------------------------------------------------
+PANNS_EMBED_WINDOW = 1.0
+"""Seconds of audio behind one PANNs backbone row (``fc1`` of one window)."""
+PANNS_EMBED_HOP = 1.0
+"""Seconds between PANNs backbone rows."""
+CUSTOM_BACKBONE = "vggish"
+"""Default ``--backbone`` of ``train --audio``/``--audio-csv``."""
+CUSTOM_BATCH_SIZE = 128
+"""Training batch size of custom models (user data sets are small)."""
+CUSTOM_ITERATIONS = 600
+"""Default ``--iterations`` of custom models."""
+CUSTOM_EVAL_EVERY = 50
+"""Default ``--eval-every`` of custom models."""
+EMBEDDING_CACHE_DIR = "embeddings"
+"""Sub-folder of the model cache where backbone embeddings of training audio are kept by content hash."""
+VALIDATION_FOLD = "validation"
+"""csv ``fold`` value of the validation clips (``--validation-fold``); ``val`` and ``eval`` also match."""
+TEST_FOLD = "test"
+"""csv ``fold`` value of the test clips (``--test-fold``)."""
+CSV_LABEL_SEPARATOR = ";"
+"""Between the labels of one clip in ``--audio-csv`` (multi-label data)."""

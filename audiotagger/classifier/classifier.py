@@ -22,14 +22,21 @@ def default_model_path() -> Path:
 
 
 def scale_embeddings(q):
-    """Map uint8 embeddings to the classifier's input, ``(q - 128) / 128`` in float32 (a TensorFlow op)."""
+    """Map embeddings to the classifier's input (a TensorFlow op).
+
+    uint8 rows (VGGish/AudioSet) become ``(q - 128) / 128`` in float32; float rows (other backbones) are
+    only cast to float32.
+    """
     import tensorflow as tf
 
-    return tf.cast(q, tf.float32) / 128.0 - 1.0
+    q = tf.convert_to_tensor(q)
+    if q.dtype == tf.uint8:
+        return tf.cast(q, tf.float32) / 128.0 - 1.0
+    return tf.cast(q, tf.float32)
 
 
 def compiled_forward(model, input_signature=None):
-    """Return one ``tf.function``: uint8 embeddings (batch, 10, 128) to probabilities, inference mode."""
+    """Return one ``tf.function``: embeddings (batch, 10, D) to probabilities, inference mode."""
     import tensorflow as tf
 
     return tf.function(lambda q: model(scale_embeddings(q), training=False), input_signature=input_signature,
@@ -56,16 +63,31 @@ class Classifier:
         self.config = dict(config)
         self.name = name
         self.num_classes = int(config.get("num_classes", model.output_shape[-1]))
+        self.embedding_size = int(config.get("embedding_size", EMBEDDING_SIZE))
+        self.dtype = np.dtype(config.get("input_dtype", "uint8"))
         self._forward = compiled_forward(
-            model, input_signature=[tf.TensorSpec((None, CLIP_SECONDS, EMBEDDING_SIZE), tf.uint8)])
+            model, input_signature=[tf.TensorSpec((None, CLIP_SECONDS, self.embedding_size),
+                                                  tf.as_dtype(self.dtype))])
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """A custom model's class names (None for AudioSet models)."""
+        labels = self.config.get("labels")
+        return None if labels is None else tuple(labels)
+
+    @property
+    def backbone(self) -> str | None:
+        """A custom model's backbone name (None for AudioSet models, which read VGGish rows)."""
+        return self.config.get("backbone")
 
     def predict(self, windows, batch_size: int = 1024) -> np.ndarray:
-        """Classify windows of AudioSet embeddings.
+        """Classify windows of embeddings.
 
         Parameters
         ----------
-        windows : array_like of uint8, shape (n, 10, 128)
-            Quantised embeddings; scaled here as ``(q - 128) / 128``, one batch at a time.
+        windows : array_like, shape (n, 10, D)
+            Embedding rows of the model's width and type: uint8 (scaled here as ``(q - 128) / 128``) or
+            float32, one batch at a time.
         batch_size : int
             Windows per model call.
 
@@ -74,11 +96,13 @@ class Classifier:
         numpy.ndarray of float32, shape (n, classes)
         """
         windows = np.asarray(windows)
-        if windows.ndim != 3 or windows.shape[1:] != (CLIP_SECONDS, EMBEDDING_SIZE):
+        if windows.ndim != 3 or windows.shape[1:] != (CLIP_SECONDS, self.embedding_size):
             raise ParameterError(f"Classifier.predict: expected windows of shape (n, {CLIP_SECONDS}, "
-                                 f"{EMBEDDING_SIZE}), got {windows.shape}")
-        if windows.dtype != np.uint8:
-            raise ParameterError(f"Classifier.predict: expected uint8 embeddings, got {windows.dtype}")
+                                 f"{self.embedding_size}), got {windows.shape}")
+        if windows.dtype != self.dtype:
+            if self.dtype == np.uint8:
+                raise ParameterError(f"Classifier.predict: expected uint8 embeddings, got {windows.dtype}")
+            windows = windows.astype(self.dtype)
         if batch_size < 1:
             raise ParameterError(f"batch_size: must be >= 1, got {batch_size}")
         out = np.empty((windows.shape[0], self.num_classes), dtype=np.float32)

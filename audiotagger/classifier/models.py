@@ -21,7 +21,20 @@ from ..params import (
 MODEL_TYPES = ("multi-level-attention", "single-attention", "feature-attention", "average", "max")
 """``--model-type`` choices: Yu et al. 2018 (default), Kong et al. 2018, Kong et al. 2019, two baselines."""
 
+SINGLE_LABEL_TYPES = ("multi-level-attention", "feature-attention")
+"""Model types whose output layer can be a softmax over the classes (``--single-label``)."""
+
+INPUT_DTYPES = ("uint8", "float32")
+"""Embedding row types: quantised (VGGish/AudioSet) or float (other backbones)."""
+
 ATTENTIONS = ("softmax", "sigmoid")
+
+BN_MOMENTUM = 0.99
+"""Batch-norm moving-average momentum of the AudioSet models (Keras' default)."""
+CUSTOM_BN_MOMENTUM = 0.9
+"""Batch-norm momentum of custom models: with 0.99 the moving statistics used at inference need about 500
+updates to forget their initial values, longer than a typical custom run (a few hundred updates on a small
+data set), whose early checkpoints then predicted one class for everything."""
 """Attention activations: softmax over classes (the released Keras models) or sigmoid (Kong's PyTorch)."""
 
 
@@ -44,7 +57,9 @@ def check_levels(levels: Iterable[int]) -> tuple[int, ...]:
 
 def model_config(model_type: str = "multi-level-attention", levels: Iterable[int] = DEFAULT_LEVELS,
                  hidden_units: int = DEFAULT_HIDDEN_UNITS, dropout: float = DEFAULT_DROPOUT,
-                 attention: str = "softmax", num_classes: int = NUM_CLASSES) -> dict:
+                 attention: str = "softmax", num_classes: int = NUM_CLASSES,
+                 embedding_size: int = EMBEDDING_SIZE, input_dtype: str = "uint8",
+                 single_label: bool = False) -> dict:
     """Return the validated, JSON-serialisable config that :func:`build_model` accepts.
 
     Parameters
@@ -61,6 +76,13 @@ def model_config(model_type: str = "multi-level-attention", levels: Iterable[int
         Attention activation, one of :data:`ATTENTIONS`.
     num_classes : int
         Output classes.
+    embedding_size : int
+        Width of one embedding row (128 for AudioSet/VGGish; a custom model's backbone width).
+    input_dtype : {"uint8", "float32"}
+        Quantised rows (scaled as ``(q - 128) / 128``) or float rows (used as they are).
+    single_label : bool
+        Softmax output over the classes (one class per clip) instead of independent sigmoids; only for
+        the models whose output is a dense layer (multi-level and feature attention).
 
     Raises
     ------
@@ -75,7 +97,16 @@ def model_config(model_type: str = "multi-level-attention", levels: Iterable[int
         raise ParameterError(f"--hidden-units: must be >= 1, got {hidden_units}")
     if not 0.0 <= float(dropout) < 1.0:
         raise ParameterError(f"--dropout: must be in [0, 1), got {dropout}")
-    return {
+    if int(num_classes) < 1 or int(embedding_size) < 1:
+        raise ParameterError(f"model: needs >= 1 class and embedding width, got {num_classes}, "
+                             f"{embedding_size}")
+    if input_dtype not in INPUT_DTYPES:
+        raise ParameterError(f"model: input dtype must be one of {', '.join(INPUT_DTYPES)}, "
+                             f"got {input_dtype!r}")
+    if single_label and model_type not in SINGLE_LABEL_TYPES:
+        raise ParameterError(f"--single-label: needs --model-type {' or '.join(SINGLE_LABEL_TYPES)} "
+                             f"(a softmax over the classes), not {model_type}")
+    cfg = {
         "model_type": model_type,
         "levels": list(check_levels(levels)) if model_type == "multi-level-attention" else [3],
         "hidden_units": int(hidden_units),
@@ -83,15 +114,23 @@ def model_config(model_type: str = "multi-level-attention", levels: Iterable[int
         "attention": attention,
         "num_classes": int(num_classes),
     }
+    if int(embedding_size) != EMBEDDING_SIZE or input_dtype != "uint8" or single_label:
+        cfg.update(embedding_size=int(embedding_size), input_dtype=input_dtype,
+                   single_label=bool(single_label))
+    return cfg
 
 
 def build_model(model_type: str = "multi-level-attention", levels: Iterable[int] = DEFAULT_LEVELS,
                 hidden_units: int = DEFAULT_HIDDEN_UNITS, dropout: float = DEFAULT_DROPOUT,
-                attention: str = "softmax", num_classes: int = NUM_CLASSES, **_ignored):
-    """Build an uncompiled Keras model: (batch, 10, 128) float inputs to (batch, classes) probabilities.
+                attention: str = "softmax", num_classes: int = NUM_CLASSES,
+                embedding_size: int = EMBEDDING_SIZE, input_dtype: str = "uint8", single_label: bool = False,
+                bn_momentum: float = BN_MOMENTUM, **_ignored):
+    """Build an uncompiled Keras model: (batch, 10, D) float inputs to (batch, classes) probabilities.
 
-    Parameters are those of :func:`model_config` (extra keys of a stored config, such as ``name``, are
-    ignored). The input is the scaled embedding ``(q - 128) / 128``.
+    Parameters are those of :func:`model_config`, plus ``bn_momentum``, the batch-norm layers'
+    moving-average momentum (Keras' 0.99 by default; custom models use :data:`CUSTOM_BN_MOMENTUM`, see
+    there). Extra keys of a stored config (``name``, ``labels``, ``backbone``, ...) are ignored. The input
+    is the scaled embedding ``(q - 128) / 128`` for uint8 rows, the rows themselves for float ones.
 
     Returns
     -------
@@ -107,15 +146,20 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
 
     from .layers import AttentionPooling
 
-    cfg = model_config(model_type, levels, hidden_units, dropout, attention, num_classes)
+    cfg = model_config(model_type, levels, hidden_units, dropout, attention, num_classes, embedding_size,
+                       input_dtype, single_label)
     units, rate, att_act, n_out = cfg["hidden_units"], cfg["dropout"], cfg["attention"], cfg["num_classes"]
+    out_act = "softmax" if single_label else "sigmoid"
 
-    inp = keras.Input(shape=(CLIP_SECONDS, EMBEDDING_SIZE), name="embedding")
-    x = layers.BatchNormalization(name="bn0")(inp)
+    def bn(name):
+        return layers.BatchNormalization(momentum=float(bn_momentum), name=name)
+
+    inp = keras.Input(shape=(CLIP_SECONDS, int(embedding_size)), name="embedding")
+    x = bn(name="bn0")(inp)
     hidden = []
     for i in (1, 2, 3):
         x = layers.Dense(units, name=f"dense_{i}")(x)
-        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = bn(name=f"bn_{i}")(x)
         x = layers.Activation("relu", name=f"relu_{i}")(x)
         x = layers.Dropout(rate, name=f"dropout_{i}")(x)
         hidden.append(x)
@@ -125,16 +169,16 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
         for level in cfg["levels"]:
             h = hidden[level - 1]
             cla = layers.Dense(n_out, name=f"cla_{level}")(h)
-            cla = layers.BatchNormalization(name=f"cla_{level}_bn")(cla)
+            cla = bn(name=f"cla_{level}_bn")(cla)
             cla = layers.Activation("sigmoid", name=f"cla_{level}_sigmoid")(cla)
             att = layers.Dense(n_out, name=f"att_{level}")(h)
-            att = layers.BatchNormalization(name=f"att_{level}_bn")(att)
+            att = bn(name=f"att_{level}_bn")(att)
             att = layers.Activation(att_act, name=f"att_{level}_{att_act}")(att)
             pooled.append(AttentionPooling(name=f"pool_{level}")([cla, att]))
         y = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="concat")(pooled)
         y = layers.Dense(n_out, name="output")(y)
-        y = layers.BatchNormalization(name="output_bn")(y)
-        out = layers.Activation("sigmoid", name="probs")(y)
+        y = bn(name="output_bn")(y)
+        out = layers.Activation(out_act, name="probs")(y)
     elif cfg["model_type"] == "single-attention":
         cla = layers.Dense(n_out, activation="sigmoid", name="cla")(x)
         att = layers.Dense(n_out, activation=att_act, name="att")(x)
@@ -143,10 +187,10 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
         cla = layers.Dense(units, name="cla")(x)
         att = layers.Dense(units, activation="sigmoid", name="att")(x)
         y = AttentionPooling(name="pool")([cla, att])
-        y = layers.BatchNormalization(name="pool_bn")(y)
+        y = bn(name="pool_bn")(y)
         y = layers.Activation("relu", name="pool_relu")(y)
         y = layers.Dropout(rate, name="pool_dropout")(y)
-        out = layers.Dense(n_out, activation="sigmoid", name="probs")(y)
+        out = layers.Dense(n_out, activation=out_act, name="probs")(y)
     else:
         cla = layers.Dense(n_out, activation="sigmoid", name="cla")(x)
         pool = layers.GlobalAveragePooling1D if cfg["model_type"] == "average" else layers.GlobalMaxPooling1D

@@ -88,6 +88,41 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict, list[np.ndarray], di
     return config, weights, meta, npz
 
 
+def read_config(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Read only the ``config`` and ``meta`` of a classifier ``.npz`` (no weights; cheap, no TensorFlow).
+
+    Raises
+    ------
+    ModelError
+        As :func:`read_model_file`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: classifier file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["format"]) != FORMAT:
+                raise KeyError("format")
+            config = json.loads(str(npz["config"]))
+            meta = json.loads(str(npz["meta"])) if "meta" in npz.files else {}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(f"{path}: not an audiotagger classifier file ({type(exc).__name__}: {exc})"
+                         ) from None
+    return config, meta
+
+
+def is_custom_model(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a classifier ``.npz`` of a custom model (its config names a ``backbone``)."""
+    p = Path(path)
+    if p.suffix.lower() != ".npz" or not p.is_file():
+        return False
+    try:
+        config, _ = read_config(p)
+    except ModelError:
+        return False
+    return "backbone" in config
+
+
 def read_model(path: str | os.PathLike) -> tuple[dict, list[np.ndarray], dict]:
     """:func:`read_model_file` for callers that need only ``config, weights, meta`` (the file is closed)."""
     config, weights, meta, npz = read_model_file(path)
@@ -104,5 +139,8 @@ def restore_weights(model, weights: list[np.ndarray], source: str | os.PathLike)
         if tuple(arr.shape) != tuple(var.shape):
             raise ModelError(f"{source}: weight {var.path} has shape {arr.shape}, "
                              f"expected {tuple(var.shape)}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            raise ModelError(f"{source}: weight {var.path} holds NaN or infinite values (a damaged or "
+                             "diverged model)")
     model.set_weights([np.asarray(w, dtype=np.float32) if np.issubdtype(w.dtype, np.floating) else w
                        for w in weights])

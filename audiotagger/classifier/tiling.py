@@ -75,3 +75,32 @@ def retile(x: np.ndarray, n_valid: np.ndarray, length: int = CLIP_SECONDS) -> np
                              f"{n_valid.max()}")
     rows = np.arange(length)[None, :] % n_valid[:, None]          # (N, length)
     return np.take_along_axis(x, rows[:, :, None], axis=1)
+
+
+def clip_windows(rows: np.ndarray, length: int = CLIP_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one clip's embedding sequence of any length into classifier windows.
+
+    A clip of ``n`` rows gives ``ceil(n / length)`` consecutive windows; the last one, when shorter, is
+    completed by :func:`tile_to_ten` (the rule of AudioSet's short clips), so every row is seen once.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray, shape (n, D)
+        ``n >= 1`` embedding rows.
+    length : int
+        Rows per window.
+
+    Returns
+    -------
+    windows : numpy.ndarray, shape (ceil(n / length), length, D)
+        Same dtype as ``rows``.
+    n_valid : numpy.ndarray of int16, shape (ceil(n / length),)
+        Real rows in each window.
+    """
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise ParameterError(f"clip_windows: expected rows of shape (n >= 1, D), got {rows.shape}")
+    starts = range(0, rows.shape[0], length)
+    windows = np.stack([tile_to_ten(rows[s:s + length], length) for s in starts])
+    n_valid = np.array([min(length, rows.shape[0] - s) for s in starts], dtype=np.int16)
+    return windows, n_valid

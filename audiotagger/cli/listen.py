@@ -10,8 +10,8 @@ import threading
 import time
 import warnings
 
-from .common import EXIT_FAILED, EXIT_OK, error_line, positive_float, positive_int
-from .tag import _warning_line, add_display_options, add_model_options
+from .common import EXIT_FAILED, EXIT_OK, error_line, positive_float, positive_int, smooth_steps
+from .tag import add_display_options, add_model_options
 
 
 def add_parser(sub) -> None:
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.name is not None and args.output_dir is None:
         raise ParameterError("--name: names the -o outputs; give -o DIR too")
+    from ..panns import params as pp
     from ..params import DEFAULT_THRESHOLD
 
     rules = _alert_rules(args, DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         offline=args.offline, batch_size=args.batch_size, left=args.left, right=args.right,
         sample_duration=args.sample_duration, hop_duration=args.hop_duration, threshold=args.threshold,
         top_k=args.top_k, show_music_speech=args.show_music_speech, exclude=args.exclude,
-        compat=args.compat, smooth=args.smooth, until=args.until, reconnect=args.reconnect,
+        compat=args.compat, smooth=smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
+        until=args.until, reconnect=args.reconnect,
         open_timeout=args.open_timeout or session.OPEN_TIMEOUT,
         stall_timeout=args.stall_timeout or session.STALL_TIMEOUT,
         alerts=rules, hold_off=DEFAULT_HOLD_OFF if args.hold_off is None else args.hold_off, stop=stop)
@@ -137,7 +139,6 @@ def run(args: argparse.Namespace) -> int:
     children = []
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _warning_line
             with contextlib.suppress(AttributeError):
                 sys.stdout.reconfigure(errors="replace", line_buffering=True)
             listener.load()

@@ -1,4 +1,4 @@
-"""``audiotagger models``: list, download, import, locate and verify the model files in the cache."""
+"""``audiotagger models``: list, download, import, locate, verify and clean the model files in the cache."""
 
 from __future__ import annotations
 
@@ -28,7 +28,15 @@ def add_parser(sub) -> None:
     a.add_argument("-v", "--verbose", action="store_true",
                    help="also print each model's URL, who published its checksum, and what is wrong")
     a.add_argument("--json", action="store_true", help="print the same information as JSON")
+    a.add_argument("--workspace", metavar="W",
+                   help="also list the models trained in this workspace (best.npz and averaged.npz of "
+                        "every run; custom models with their backbone and labels)")
     a.set_defaults(action_func=run_list)
+
+    a = actions.add_parser("info", help="describe a model file: its classes, backbone and architecture")
+    a.add_argument("paths", nargs="+", metavar="MODEL", help="classifier .npz files")
+    a.add_argument("--json", action="store_true", help="print the same information as JSON")
+    a.set_defaults(action_func=run_info)
 
     a = actions.add_parser("download", parents=[common],
                            help="download models into the cache and verify them")
@@ -48,9 +56,17 @@ def add_parser(sub) -> None:
     a.set_defaults(action_func=run_path)
 
     a = actions.add_parser("verify", parents=[common],
-                           help="check cached files completely (checksum, size, structure)")
+                           help="check cached files completely (published checksum, every checksum the "
+                                "format carries, every tensor read)")
     a.add_argument("names", nargs="*", metavar="NAME", help="model names (default: every cached model)")
     a.set_defaults(action_func=run_verify)
+
+    a = actions.add_parser("clean", parents=[common],
+                           help="remove converted weights and leftovers of killed runs (models are kept)")
+    a.add_argument("--partial", action="store_true",
+                   help="also remove interrupted downloads (otherwise kept, to be resumed)")
+    a.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
+    a.set_defaults(action_func=run_clean)
 
     p.set_defaults(func=run)
 
@@ -76,6 +92,7 @@ def run_list(args) -> int:
 
     statuses = hub.list_models(model_dir=args.model_dir)
     derived, partial = hub.other_files(model_dir=args.model_dir)
+    trained = _trained(args.workspace)
     if args.json:
         print(json.dumps({
             "cache": str(hub.cache_dir(args.model_dir)), "cache_source": hub.cache_source(args.model_dir),
@@ -87,6 +104,7 @@ def run_list(args) -> int:
                         "checksum_source": st.info.checksum_source, "url": hub.url_for(st.info) or None,
                         "problem": st.problem} for st in statuses],
             "derived_files": [str(p) for p in derived], "partial_downloads": [str(p) for p in partial],
+            **({"trained": trained} if args.workspace is not None else {}),
         }, indent=2))
         return EXIT_OK
     rows = [("NAME", "FILE", "SIZE", "STATE", "CHECKSUM")]
@@ -116,7 +134,42 @@ def run_list(args) -> int:
                     print(f"    {p}")
     print(f"cache: {hub.cache_dir(args.model_dir)} ({hub.cache_source(args.model_dir)})"
           + ("; offline mode" if hub.is_offline() else ""))
+    if args.workspace is not None:
+        from ..classifier.info import summary_line
+
+        print(f"trained models in {args.workspace}: {len(trained) or 'none'}")
+        for info in trained:
+            print(f"  {info['path']}: {summary_line(info)}")
     return EXIT_OK
+
+
+def _trained(workspace) -> list[dict]:
+    if workspace is None:
+        return []
+    from ..classifier.info import find_models
+
+    return find_models(workspace)
+
+
+def run_info(args) -> int:
+    """Describe model files; a file that is not a classifier fails (exit 1), the others are described."""
+    from ..classifier.info import model_summary, summary_line
+    from ..errors import AudioTaggerError
+
+    infos, failed = [], 0
+    for path in args.paths:
+        try:
+            infos.append(model_summary(path))
+        except AudioTaggerError as exc:
+            failed += 1
+            print(error_line(exc), file=sys.stderr)
+    if args.json:
+        print(json.dumps(infos, indent=2))
+    else:
+        for info in infos:
+            print(f"{info['path']}: {info['name']}")
+            print(f"  {summary_line(info)}")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _names(names: list[str]) -> list[str]:
@@ -190,3 +243,17 @@ def run_verify(args) -> int:
                     f"download it again with `audiotagger models download --force {name}`")
             print(f"audiotagger: error: {st.path}: {name} {st.state}: {why}; {hint}", file=sys.stderr)
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def run_clean(args) -> int:
+    """Remove derived and leftover files from the cache; print each with its size and the total."""
+    from .. import hub
+
+    removed = hub.clean(model_dir=args.model_dir, partial=args.partial, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, size in removed:
+        print(f"{verb} {path} ({_size(size)})")
+    total = sum(size for _, size in removed)
+    print(f"audiotagger: {verb} {len(removed)} file(s), {_size(total)} in {hub.cache_dir(args.model_dir)}",
+          file=sys.stderr)
+    return EXIT_OK

@@ -1,14 +1,32 @@
-"""``audiotagger train``: train the attention classifier on AudioSet embeddings (resumable)."""
+"""``audiotagger train``: train the attention classifier (resumable).
+
+On AudioSet embeddings (``--data-dir``), or on a user's labelled audio (``--audio``/``--audio-csv``: custom
+classes over a backbone's embeddings).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..classifier.models import ATTENTIONS, MODEL_TYPES
-from ..params import DEFAULT_BATCH_SIZE, DEFAULT_DROPOUT, DEFAULT_HIDDEN_UNITS, DEFAULT_LEVELS
+from ..params import (
+    CUSTOM_BACKBONE,
+    CUSTOM_BATCH_SIZE,
+    CUSTOM_EVAL_EVERY,
+    CUSTOM_ITERATIONS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DROPOUT,
+    DEFAULT_HIDDEN_UNITS,
+    DEFAULT_LEVELS,
+    TEST_FOLD,
+)
 from ..train.models import LR_SCHEDULES
 from ..train.sampler import SAMPLERS
-from .common import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .common import EXIT_FAILED, EXIT_OK, nonnegative_float, nonnegative_int, positive_float, positive_int
+
+AUDIOSET_ITERATIONS, AUDIOSET_EVAL_EVERY = 30000, 1000
+"""Defaults of ``--iterations`` and ``--eval-every`` on AudioSet embeddings."""
 
 
 def _fraction(text: str) -> float:
@@ -22,15 +40,46 @@ def add_parser(sub) -> None:
     """Register the ``train`` subcommand."""
     p = sub.add_parser(
         "train", help="train the attention classifier on AudioSet embeddings",
-        description="Train a classifier on AudioSet embeddings (official TFRecords or packed HDF5). Each "
-                    "evaluation writes stats (JSON) and a checkpoint named by iteration to WORKSPACE/TAG/; "
-                    "rerunning the same command resumes from the last complete checkpoint.")
-    p.add_argument("--data-dir", "--data_dir", dest="data_dir", required=True, metavar="D",
-                   help="training data: a packed .h5 file, a folder or glob of .tfrecord files, or a folder "
-                        "with bal_train.h5/unbal_train.h5/eval.h5 (or bal_train/, unbal_train/, eval/ "
-                        "TFRecord folders; its eval split is the evaluation set)")
+        description="Train a classifier on AudioSet embeddings (official TFRecords or packed HDF5), or on "
+                    "your own labelled audio (--audio/--audio-csv: custom classes over a backbone's "
+                    "embeddings, computed once and cached by content hash). Each evaluation writes stats "
+                    "(JSON) and a checkpoint named by iteration to WORKSPACE/TAG/; rerunning the same "
+                    "command resumes from the last complete checkpoint.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data-dir", "--data_dir", dest="data_dir", metavar="D",
+                     help="AudioSet embeddings: a packed .h5 file, a folder or glob of .tfrecord files, or a "
+                          "folder with bal_train.h5/unbal_train.h5/eval.h5 (or bal_train/, unbal_train/, "
+                          "eval/ TFRecord folders; its eval split is the evaluation set)")
+    src.add_argument("--audio", metavar="DIR",
+                     help="your labelled audio: one sub-folder per class (as Keras' "
+                          "audio_dataset_from_directory), any format ffmpeg reads")
+    src.add_argument("--audio-csv", dest="audio_csv", metavar="FILE",
+                     help="your labelled audio as a csv: path,labels[,start,end][,fold] (labels separated by "
+                          "';' for multi-label data; paths relative to the csv; optional header row)")
     p.add_argument("--workspace", required=True, metavar="W", help="output folder (the run is in W/TAG/)")
-    p.add_argument("--tag", help="run name (default: MODEL-TYPE_levels_LEVELS)")
+    p.add_argument("--tag",
+                   help="run name (default: MODEL-TYPE_levels_LEVELS; custom: BACKBONE_single|multi)")
+    c = p.add_argument_group("custom classes (--audio/--audio-csv)")
+    c.add_argument("--backbone", default=CUSTOM_BACKBONE, metavar="NAME",
+                   help="network whose embeddings the classifier reads: vggish, yamnet, panns-cnn14 (also "
+                        "panns-cnn10, panns-cnn6) (default: %(default)s)")
+    c.add_argument("--single-label", dest="single_label", action="store_true",
+                   help="one class per clip: softmax output, accuracy and confusion matrix in the stats "
+                        "(default: multi-label sigmoid outputs)")
+    c.add_argument("--labels", metavar="A,B,...",
+                   help="train only these classes (csv rows with another label are reported and left out)")
+    c.add_argument("--validation-fold", dest="validation_fold", metavar="F",
+                   help="csv fold value of the validation clips (default: validation, val, valid or eval)")
+    c.add_argument("--test-fold", dest="test_fold", default=TEST_FOLD, metavar="F",
+                   help="csv fold value of the test clips (default: %(default)s)")
+    c.add_argument("--embedding-cache", dest="embedding_cache", metavar="DIR",
+                   help="embedding cache folder (default: MODEL-CACHE/embeddings)")
+    c.add_argument("--checkpoint", metavar="FILE",
+                   help="the backbone's weights (VGGish checkpoint, PANNs .pth, ...; default: model cache)")
+    c.add_argument("--pca-params", "--pca_params", dest="pca_params", metavar="NPZ",
+                   help="VGGish backbone: the PCA parameters (default: model cache)")
+    c.add_argument("--model-dir", "--model_dir", dest="model_dir", metavar="DIR", help="model cache folder")
+    c.add_argument("--offline", action="store_true", default=None, help="never download a model")
     m = p.add_argument_group("model")
     m.add_argument("--model-type", "--model_type", dest="model_type", choices=MODEL_TYPES,
                    default="multi-level-attention", help="architecture (default: %(default)s)")
@@ -45,8 +94,8 @@ def add_parser(sub) -> None:
                    help="attention activation: softmax over classes as in the released Keras models, or "
                         "sigmoid (default: %(default)s)")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--batch-size", dest="batch_size", type=positive_int, default=DEFAULT_BATCH_SIZE,
-                   help="clips per update (default: %(default)s)")
+    o.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None,
+                   help=f"clips per update (default: {DEFAULT_BATCH_SIZE}; custom: {CUSTOM_BATCH_SIZE})")
     o.add_argument("--lr", type=positive_float, default=1e-3,
                    help="Adam learning rate, really used (default: %(default)s)")
     o.add_argument("--lr-schedule", dest="lr_schedule", choices=LR_SCHEDULES, default="constant",
@@ -58,12 +107,14 @@ def add_parser(sub) -> None:
                    help="mixup alpha on embeddings and labels (default: 0 = off)")
     o.add_argument("--sampler", choices=SAMPLERS, default="balanced",
                    help="class-balanced batches (SPEC §4.6) or plain shuffling (default: %(default)s)")
-    o.add_argument("--iterations", type=positive_int, default=30000,
-                   help="total updates (a resumed run continues to this number; default: %(default)s)")
+    o.add_argument("--iterations", type=positive_int, default=None,
+                   help=f"total updates (a resumed run continues to this number; default: "
+                        f"{AUDIOSET_ITERATIONS}; custom: {CUSTOM_ITERATIONS})")
     o.add_argument("--seed", type=int, default=1234, help="seed of sampler, mixup and init (default: 1234)")
     e = p.add_argument_group("evaluation")
-    e.add_argument("--eval-every", dest="eval_every", type=positive_int, default=1000,
-                   help="evaluate and checkpoint every N iterations, also at 0 and the end (default: 1000)")
+    e.add_argument("--eval-every", dest="eval_every", type=positive_int, default=None,
+                   help=f"evaluate and checkpoint every N iterations, also at 0 and the end (default: "
+                        f"{AUDIOSET_EVAL_EVERY}; custom: {CUSTOM_EVAL_EVERY})")
     e.add_argument("--eval-data", dest="eval_data", metavar="E",
                    help="evaluation set (.h5, TFRecord folder or glob)")
     e.add_argument("--validation-split", dest="validation_split", type=_fraction, default=0.0,
@@ -88,26 +139,54 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    """Run ``train``."""
-    from ..train.loop import train
-
-    result = train(
-        args.data_dir, args.workspace, tag=args.tag, levels=args.levels, model_type=args.model_type,
+    """Run ``train``; exit 1 when some audio entry was left out (the model is trained on the others)."""
+    custom = args.data_dir is None
+    options = dict(
+        tag=args.tag, levels=args.levels, model_type=args.model_type,
         hidden_units=args.hidden_units, dropout=args.dropout, attention=args.attention,
-        batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, warmup=args.warmup,
-        weight_decay=args.weight_decay, mixup=args.mixup, iterations=args.iterations,
-        eval_every=args.eval_every, eval_data=args.eval_data, validation_split=args.validation_split,
-        test_split=args.test_split, split_seed=args.split_seed, seed=args.seed, sampler=args.sampler,
-        patience=args.patience, save_probs=args.save_probs, average_last=args.average_last,
-        prior_init=args.prior_init, lazy=args.lazy,
-        progress=not args.quiet)
+        batch_size=args.batch_size or (CUSTOM_BATCH_SIZE if custom else DEFAULT_BATCH_SIZE),
+        lr=args.lr, lr_schedule=args.lr_schedule, warmup=args.warmup,
+        weight_decay=args.weight_decay, mixup=args.mixup,
+        iterations=args.iterations or (CUSTOM_ITERATIONS if custom else AUDIOSET_ITERATIONS),
+        eval_every=args.eval_every or (CUSTOM_EVAL_EVERY if custom else AUDIOSET_EVAL_EVERY),
+        validation_split=args.validation_split, test_split=args.test_split, split_seed=args.split_seed,
+        seed=args.seed, sampler=args.sampler, patience=args.patience, save_probs=args.save_probs,
+        average_last=args.average_last, prior_init=args.prior_init, progress=not args.quiet)
+    if custom:
+        from ..errors import ParameterError
+        from ..train.custom import train_audio
+
+        if args.eval_data is not None:
+            raise ParameterError("--eval-data: only with --data-dir; custom data is held out with "
+                                 "--validation-split or the csv's fold column")
+        labels = None if args.labels is None else [x.strip() for x in args.labels.split(",") if x.strip()]
+        result = train_audio(
+            args.workspace, audio_dir=args.audio, audio_csv=args.audio_csv, backbone=args.backbone,
+            labels=labels, single_label=args.single_label, validation_fold=args.validation_fold,
+            test_fold=args.test_fold, embedding_cache=args.embedding_cache, checkpoint=args.checkpoint,
+            pca_params=args.pca_params, model_dir=args.model_dir, offline=args.offline,
+            on_problem=lambda line: print(f"audiotagger: error: {line}", file=sys.stderr), **options)
+        rep = result.embed_report
+        print(f"embeddings ({args.backbone}): {rep.cached} cached, {rep.embedded} computed"
+              + (f" ({rep.seconds:.1f} s of audio)" if rep.embedded else "")
+              + (f", {rep.failed} failed" if rep.failed else ""))
+    else:
+        from ..train.loop import train
+
+        result = train(args.data_dir, args.workspace, eval_data=args.eval_data, lazy=args.lazy, **options)
     b = result.best_stats
+    acc = f"  accuracy {b['accuracy']:.4f}" if "accuracy" in b else ""
     print(f"best iteration {result.best_iteration}: mAP {b['mAP']:.4f}  AUC {b['AUC']:.4f}  "
-          f"d' {b['d_prime']:.4f}  -> {result.workspace / 'best.npz'}")
+          f"d' {b['d_prime']:.4f}{acc}  -> {result.workspace / 'best.npz'}")
     if result.averaged_stats:
         a = result.averaged_stats
         print(f"weight average: mAP {a['mAP']:.4f}  AUC {a['AUC']:.4f}  d' {a['d_prime']:.4f}  -> "
               f"{result.workspace / 'averaged.npz'}")
     for name, t in result.test_stats.items():
-        print(f"test ({name}): mAP {t['mAP']:.4f}  AUC {t['AUC']:.4f}  d' {t['d_prime']:.4f}")
-    return 0
+        acc = f"  accuracy {t['accuracy']:.4f}" if "accuracy" in t else ""
+        print(f"test ({name}): mAP {t['mAP']:.4f}  AUC {t['AUC']:.4f}  d' {t['d_prime']:.4f}{acc}")
+    if result.problems:
+        print(f"audiotagger: {len(result.problems)} entr{'y' if len(result.problems) == 1 else 'ies'} left "
+              "out (see the errors above); the model was trained on the others", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

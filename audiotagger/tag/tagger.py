@@ -19,7 +19,9 @@ import numpy as np
 
 from .. import __version__
 from ..errors import AudioError, AudioTaggerError, AudioTaggerWarning, ParameterError
+from ..labels import LabelSet
 from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT, TAG_BATCH_SIZE
+from ..vggish.params import FINAL_PARTIAL_MIN_SECONDS
 from .result import TagResult, load_result
 from .select import DisplayOptions, Selection
 from .windows import check_context, context_windows
@@ -61,8 +63,12 @@ def is_yamnet(model: str | os.PathLike | None) -> bool:
 
 
 def backend_name(model: str | os.PathLike | None) -> str:
-    """Which backend ``--model`` selects: ``"panns"``, ``"yamnet"`` or ``"vggish"``."""
-    return "panns" if is_panns(model) else "yamnet" if is_yamnet(model) else "vggish"
+    """Which backend ``--model`` selects: ``"panns"``, ``"yamnet"``, ``"custom"`` or ``"vggish"``."""
+    if is_panns(model):
+        return "panns"
+    if is_yamnet(model):
+        return "yamnet"
+    return "custom" if is_custom(model) else "vggish"
 
 
 def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LEFT,
@@ -77,10 +83,10 @@ def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LE
     ----------
     classifier : audiotagger.classifier.Classifier
         A loaded classifier.
-    embedding : numpy.ndarray, uint8, shape (n, 128)
-        One AudioSet embedding per second.
+    embedding : numpy.ndarray, shape (n, D)
+        One embedding row per step: uint8 AudioSet embeddings (D = 128), or a custom model's backbone rows.
     left, right : int
-        Context seconds before/after each second.
+        Context steps before/after each step.
     batch_size : int
         Windows per classifier call.
     progress : bool
@@ -90,9 +96,10 @@ def classify_embedding(classifier, embedding: np.ndarray, left: int = DEFAULT_LE
 
     Returns
     -------
-    numpy.ndarray, float32, shape (n, 527)
+    numpy.ndarray, float32, shape (n, C)
     """
-    windows = context_windows(np.asarray(embedding, dtype=np.uint8), left, right)
+    dtype = getattr(classifier, "dtype", np.uint8)
+    windows = context_windows(np.asarray(embedding, dtype=dtype), left, right)
     n = windows.shape[0]
     if not progress or n < _PROGRESS_MIN_WINDOWS:
         return classifier.predict(windows, batch_size=batch_size)
@@ -205,7 +212,7 @@ class Tagger:
     def __init__(self, model: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
                  pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                  offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
-        if is_panns(model) or is_yamnet(model):
+        if is_panns(model) or is_yamnet(model) or is_custom(model):
             raise ParameterError(f"--model: {model} is a {backend_name(model)} model; use load_backend()")
         from ..classifier import load_classifier
         from ..vggish.embed import VGGishEmbedder
@@ -229,7 +236,8 @@ class Tagger:
         return result
 
     def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-            progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
+            progress: bool = False, compat_truncate: bool = False, strict: bool = False,
+            **_other_backend: Any) -> TagResult:
         """Tag one file.
 
         Parameters
@@ -243,6 +251,9 @@ class Tagger:
         compat_truncate : bool
             Frame the audio as the old AudioTagger did (``--compat-truncate``, SPEC §2.7): each second
             cut to its first 0.96 s, examples at the 0.96 s hop; still one step per second.
+        strict : bool
+            Refuse damaged media (default: keep what decodes, with a warning giving the decoded length
+            against the container's stated duration).
         **_other_backend
             Options of the other backend (``sample_duration``, ``hop_duration``), ignored.
 
@@ -250,16 +261,20 @@ class Tagger:
         -------
         TagResult
             One step per second (``hop`` 1 s); audio under one second is padded to one step (with an
-            :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend).
+            :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend), and a final partial
+            second of at least :data:`~audiotagger.vggish.params.FINAL_PARTIAL_MIN_SECONDS` is tagged as
+            one more step, padded the same way.
         """
         left, right = check_context(left, right)
-        emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate)
+        emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate, strict=strict,
+                                       final_partial=FINAL_PARTIAL_MIN_SECONDS)
         return self._result(str(path), emb, left, right, progress)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], *, left: int = DEFAULT_LEFT,
                  right: int = DEFAULT_RIGHT, progress: bool = False, compat_truncate: bool = False,
-                 **_other_backend: Any) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
-        """Tag many files, sharing embedding batches across them (short files cost little each).
+                 strict: bool = False, **_other_backend: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files with one loaded model; each result comes as soon as its file is done.
 
         Parameters
         ----------
@@ -269,7 +284,7 @@ class Tagger:
             Context seconds before/after each second.
         progress : bool
             Progress bar for long files.
-        compat_truncate : bool
+        compat_truncate, strict : bool
             See :meth:`tag`.
 
         Yields
@@ -281,7 +296,8 @@ class Tagger:
         """
         left, right = check_context(left, right)
         for path, emb in self.embedder.iter_embed(paths, hop=1.0, progress=progress,
-                                                  compat_truncate=compat_truncate):
+                                                  compat_truncate=compat_truncate, strict=strict,
+                                                  final_partial=FINAL_PARTIAL_MIN_SECONDS):
             if isinstance(emb, BaseException):
                 yield path, emb
                 continue
@@ -313,10 +329,35 @@ class Tagger:
         return VggishStream(self, left, right)
 
     def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-                     source: str = "<waveform>", compat_truncate: bool = False) -> TagResult:
-        """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
+                     source: str = "<waveform>", compat_truncate: bool = False,
+                     channels_axis: int | None = None) -> TagResult:
+        """Tag an in-memory waveform at sample rate ``sr``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, float, shape (n,), (n, channels) or (channels, n)
+            Samples in [-1, 1]; channels are averaged.
+        sr : int
+            Sample rate in Hz.
+        left, right : int
+            Context seconds before/after each second.
+        source : str
+            Name recorded in the result and used in messages.
+        compat_truncate : bool
+            See :meth:`tag`.
+        channels_axis : {None, 0, 1}
+            Axis of the channels of a 2-D ``x`` (see :func:`audiotagger.audio.to_mono`); None infers it
+            and refuses an ambiguous shape.
+
+        Returns
+        -------
+        TagResult
+        """
+        from ..audio import to_mono
+
         left, right = check_context(left, right)
-        emb = self.embedder.embed_waveform(x, sr, hop=1.0, compat_truncate=compat_truncate)
+        mono = to_mono(x, source, channels_axis)
+        emb = self.embedder.embed_waveform(mono, sr, hop=1.0, compat_truncate=compat_truncate)
         return self._result(source, emb, left, right, False)
 
 
@@ -347,7 +388,8 @@ class PannsBackend:
         self.model_name = self.tagger.name
 
     def tag(self, path: str | os.PathLike, *, sample_duration: float | None = None,
-            hop_duration: float | None = None, progress: bool = False, **_vggish_only: Any) -> TagResult:
+            hop_duration: float | None = None, progress: bool = False, strict: bool = False,
+            **_vggish_only: Any) -> TagResult:
         """Tag one file: windows of ``sample_duration`` seconds every ``hop_duration`` seconds.
 
         Returns
@@ -366,9 +408,10 @@ class PannsBackend:
             from tqdm.auto import tqdm
 
             with tqdm(desc=Path(path).name, unit="window", leave=False, file=sys.stderr) as bar:
-                scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n))
+                scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n),
+                                              strict=strict)
         else:
-            scores = self.tagger.tag_file(path, sample, hop)
+            scores = self.tagger.tag_file(path, sample, hop, strict=strict)
         return self.scores_result(scores, str(path), sample, hop)
 
     def scores_result(self, scores, source: str, sample_duration: float, hop_duration: float) -> TagResult:
@@ -522,6 +565,129 @@ class YamnetBackend:
                 yield Path(path), exc
 
 
+class CustomBackend:
+    """A custom model (``audiotagger train --audio``): its backbone's rows → context windows → its classes.
+
+    The model file names its backbone and carries its labels, so no other flag is needed; the result's
+    columns are the user's classes (``mids`` and ``names`` are both the label strings).
+
+    Parameters
+    ----------
+    model : path-like
+        A classifier ``.npz`` whose config has ``backbone`` and ``labels``.
+    checkpoint, pca_params, model_dir, offline
+        The backbone's model files (as for :func:`audiotagger.backbones.load_backbone`).
+    batch_size : int
+        Context windows per classifier call.
+
+    Raises
+    ------
+    ModelError
+        The file is not a custom model, or its backbone is unknown, not installed or lacks its weights
+        (the message names the model file and the backbone).
+    """
+
+    backend = "custom"
+
+    def __init__(self, model: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                 pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
+                 offline: bool | None = None, batch_size: int | None = None):
+        from ..backbones import load_backbone
+        from ..classifier import load_classifier
+        from ..classifier.store import read_config
+        from ..errors import ModelError
+
+        config, _ = read_config(model)
+        name, labels = config.get("backbone"), config.get("labels")
+        if not name or not labels or len(labels) != config.get("num_classes"):
+            raise ModelError(f"{model}: not a custom model (no backbone and labels in its config)")
+        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise ParameterError(f"--batch-size: must be >= 1, got {batch_size}")
+        try:
+            self.backbone = load_backbone(name, checkpoint=checkpoint, pca_params=pca_params,
+                                          model_dir=model_dir, offline=offline)
+        except (ParameterError, ModelError) as exc:
+            raise ModelError(f"{model}: needs backbone {name!r}, which is not available here: "
+                             f"{str(exc).removeprefix('--backbone: ')}") from None
+        want = config.get("embedding_size", 128), config.get("input_dtype", "uint8")
+        if want != (self.backbone.dim, self.backbone.spec.dtype):
+            raise ModelError(f"{model}: expects {want[1]} rows of width {want[0]}, backbone {name!r} gives "
+                             f"{self.backbone.spec.dtype} rows of width {self.backbone.dim}")
+        self.classifier = load_classifier(model)
+        self.labels = tuple(str(x) for x in labels)
+        self.model_name = str(self.classifier.name)
+
+    def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
+            progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
+        """Tag one file: one step per backbone row (its ``hop``), ``left``/``right`` rows of context.
+
+        Returns
+        -------
+        TagResult
+            ``probs`` (n, len(labels)); ``mids`` and ``names`` are the model's labels.
+        """
+        if compat_truncate:
+            raise ParameterError("--compat-truncate: only for the packaged VGGish models, not custom models")
+        left, right = check_context(left, right)
+        rows, duration = self.backbone.embed_file(path)
+        return self.rows_result(rows, source=str(path), left=left, right=right, duration=duration,
+                                progress=progress)
+
+    def rows_result(self, rows: np.ndarray, *, source: str, left: int = DEFAULT_LEFT,
+                    right: int = DEFAULT_RIGHT, duration: float | None = None,
+                    progress: bool = False) -> TagResult:
+        """Classify a sequence of backbone rows (n, D) into a :class:`TagResult` (see :meth:`tag`)."""
+        if len(rows) == 0:
+            raise AudioError(f"{source}: no audio to tag")
+        hop = self.backbone.hop
+        probs = classify_embedding(self.classifier, rows, left, right, batch_size=self.batch_size,
+                                   progress=progress, desc=Path(source).name)
+        meta = {"model": self.model_name, "backend": self.backend, "backbone": self.backbone.name,
+                "left": left, "right": right, "version": __version__}
+        if Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        n = len(rows)
+        return TagResult(source=source, times=np.arange(n) * hop, probs=probs, hop=hop,
+                         window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
+                         duration=float(n * hop if duration is None else duration), meta=meta,
+                         mids=self.labels, names=self.labels)
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
+        for path in paths:
+            try:
+                yield Path(path), self.tag(path, **options)
+            except (AudioTaggerError, OSError) as exc:
+                yield Path(path), exc
+
+
+def is_custom(model: str | os.PathLike | None) -> bool:
+    """True if ``--model`` is a custom model file (a classifier ``.npz`` that names its backbone)."""
+    from ..classifier.store import is_custom_model
+
+    return model is not None and is_custom_model(model)
+
+
+def model_labels(model: str | os.PathLike | None):
+    """The classes ``--model`` outputs, read without loading it (for checking ``--exclude`` early).
+
+    Returns
+    -------
+    audiotagger.labels.LabelSet or None
+        A custom model's labels; None for the AudioSet models (the default label set).
+    """
+    from ..labels import LabelSet
+
+    if not is_custom(model):
+        return None
+    from ..classifier.store import read_config
+
+    labels = tuple(str(x) for x in read_config(model)[0]["labels"])
+    return LabelSet(labels, labels)
+
+
 def _bar(path):
     """A progress callback (patches scored so far) drawing a tqdm bar; closed when the file is done."""
     import sys
@@ -538,11 +704,12 @@ def _bar(path):
 
 
 def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
-                 ) -> Tagger | PannsBackend | YamnetBackend:
+                 ) -> Tagger | PannsBackend | YamnetBackend | CustomBackend:
     """Load the backend ``--model`` names.
 
     :class:`PannsBackend` for PANNs models, :class:`YamnetBackend` for ``yamnet`` (or a YAMNet
-    ``.h5``/``.tflite``), else :class:`Tagger`.
+    ``.h5``/``.tflite``), :class:`CustomBackend` for a custom model file (it loads the backbone the file
+    names), else :class:`Tagger` (VGGish + an AudioSet classifier).
 
     Keyword arguments are those of the constructors (``checkpoint``, ``pca_params``, ``model_dir``,
     ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs and YAMNet.
@@ -551,6 +718,8 @@ def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
         return PannsBackend(model, **kwargs)
     if is_yamnet(model):
         return YamnetBackend(model, **{k: v for k, v in kwargs.items() if k != "pca_params"})
+    if is_custom(model):
+        return CustomBackend(model, **kwargs)
     return Tagger(model, **{k: v for k, v in kwargs.items() if v is not None or k != "batch_size"})
 
 
@@ -579,7 +748,8 @@ def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[
 
 
 def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = False, burn: bool = False,
-                  source: str | os.PathLike | None = None, embed_media: bool = False) -> list[Path]:
+                  source: str | os.PathLike | None = None, embed_media: bool = False,
+                  progress: bool = False) -> list[Path]:
     """Write every requested format of one selection.
 
     Parameters
@@ -596,29 +766,38 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
         The media file (for ``png``, ``mp4`` and ``html``); default ``sel.result.source``.
     embed_media : bool
         ``html``: embed a compressed audio track instead of linking to the media.
+    progress : bool
+        ``--burn``: a progress bar over the frames.
 
     Returns
     -------
     list of pathlib.Path
         The files written. An ``mp4`` for an input without a video stream is skipped with a warning.
+        The outputs appear together when all are written (:class:`~audiotagger.fileio.AtomicGroup`): if
+        one fails (a full disk, a video error, Ctrl-C), none is left and existing files are unchanged.
     """
+    from ..fileio import AtomicGroup
+
     written = []
     src = Path(source if source is not None else sel.result.source)
-    for fmt, path in paths.items():
-        if src.exists() and path.exists() and path.resolve() == src.resolve():
-            warnings.warn(f"{path}: is the input itself; not writing {fmt}", AudioTaggerWarning, stacklevel=2)
-            continue
-        if path.exists() and not overwrite:
-            continue
-        try:
-            written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn,
-                                                 embed_media=embed_media, outputs=paths))
-        except AudioError as exc:
-            from .video import NoVideoStreamError
+    with AtomicGroup() as group:       # all of this input's outputs, or none of them
+        for fmt, path in paths.items():
+            if src.exists() and path.exists() and path.resolve() == src.resolve():
+                warnings.warn(f"{path}: is the input itself; not writing {fmt}", AudioTaggerWarning,
+                              stacklevel=2)
+                continue
+            if path.exists() and not overwrite:
+                continue
+            try:
+                get_writer(fmt).write(sel, group.stage(path), overwrite=True, source=src, burn=burn,
+                                      embed_media=embed_media, outputs=paths, progress=progress, final=path)
+                written.append(path)
+            except AudioError as exc:
+                from .video import NoVideoStreamError
 
-            if not isinstance(exc, NoVideoStreamError):
-                raise
-            warnings.warn(str(exc), AudioTaggerWarning, stacklevel=2)
+                if not isinstance(exc, NoVideoStreamError):
+                    raise
+                warnings.warn(str(exc), AudioTaggerWarning, stacklevel=2)
     return written
 
 
@@ -633,7 +812,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              burn: bool = False, embed_media: bool = False, overwrite: bool = False, from_probs: bool = False,
              sample_duration: float | None = None, hop_duration: float | None = None,
              compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
-             tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
+             strict: bool = False, tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
     Parameters
@@ -641,7 +820,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     path : path-like
         Audio/video file, or (``from_probs=True``) a probability ``.npz`` written by ``-f npz``.
     output_dir : path-like, optional
-        Write the ``formats`` here as ``<stem>.<ext>``; None writes nothing.
+        Write the ``formats`` here as ``<stem>.<ext>``. None: the current folder when ``formats`` is
+        given (as ``audiotagger tag``'s ``-o``), else nothing is written.
     formats : str or iterable of str, optional
         ``"srt,npz"`` (default), ``"all"``, or a list of names from
         :data:`audiotagger.tag.writers.FORMATS`.
@@ -669,6 +849,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         Re-render from a saved probability matrix without running any model.
     progress : bool
         Progress bar over long files.
+    strict : bool
+        Refuse damaged media (default: keep what decodes, with a warning).
     tagger : Tagger, optional
         Already loaded models.
 
@@ -683,24 +865,33 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     source: str | os.PathLike | None = None
     if from_probs:
         result, stored = load_result(path)
-        options = resolve_display(display, stored)
+        options = resolve_display(display, stored, result_labels(result))
         source = media_source(result)
     else:
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size)
         backend = getattr(tagger, "backend", "vggish")
-        options = resolve_display(backend_display(display, backend))
+        labels = LabelSet(tagger.labels, tagger.labels) if isinstance(tagger, CustomBackend) else None
+        options = resolve_display(backend_display(display, backend), labels=labels)
         check_backend_options(backend, compat_truncate=compat_truncate, sample_duration=sample_duration,
                               hop_duration=hop_duration)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
-                            hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate)
+                            hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate,
+                            strict=strict)
+    if output_dir is None and formats is not None:
+        output_dir = "."                     # as the CLI: formats asked for are written, by default here
     if output_dir is not None:
         paths = {fmt: p for fmt, p in output_paths(Path(path), output_dir, fmts).items()
                  if p.resolve() != Path(path).resolve()}      # never replace the input itself
         write_outputs(Selection(result, options), paths, overwrite=overwrite, burn=burn, source=source,
                       embed_media=embed_media)
     return result
+
+
+def result_labels(result: TagResult):
+    """The classes of a result as a :class:`~audiotagger.labels.LabelSet`."""
+    return LabelSet(result.mids, result.names)
 
 
 def media_source(result: TagResult) -> str:
@@ -716,7 +907,7 @@ def check_backend_options(backend: str | bool, *, compat_truncate: bool = False,
     ``backend`` is ``"vggish"``, ``"panns"`` or ``"yamnet"`` (True/False mean PANNs/VGGish).
     """
     backend = {True: "panns", False: "vggish"}.get(backend, backend) if isinstance(backend, bool) else backend
-    if backend == "vggish" and (sample_duration is not None or hop_duration is not None):
+    if backend in ("vggish", "custom") and (sample_duration is not None or hop_duration is not None):
         raise ParameterError("--sample-duration/--hop-duration: only for PANNs models "
                              "(--model panns-cnn14 ...) and YAMNet (--hop-duration)")
     if backend == "yamnet" and sample_duration is not None:
@@ -724,6 +915,12 @@ def check_backend_options(backend: str | bool, *, compat_truncate: bool = False,
                              "for the row length)")
     if backend != "vggish" and compat_truncate:
         raise ParameterError(f"--compat-truncate: only for the VGGish backend, not {backend} models")
+    if backend == "panns" and (sample_duration is not None or hop_duration is not None):
+        from ..panns import params as pp
+        from ..panns.tagging import window_samples
+
+        window_samples(pp.DEFAULT_SAMPLE_DURATION if sample_duration is None else sample_duration,
+                       pp.DEFAULT_HOP_DURATION if hop_duration is None else hop_duration)
 
 
 def backend_display(display: dict[str, Any], backend: str | bool) -> dict[str, Any]:
@@ -735,8 +932,15 @@ def backend_display(display: dict[str, Any], backend: str | bool) -> dict[str, A
     return display
 
 
-def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None) -> DisplayOptions:
-    """Combine display options: explicit values (not None) over stored ones over the defaults."""
+def resolve_display(given: dict[str, Any], stored: dict[str, Any] | None = None,
+                    labels: LabelSet | None = None, *, check: bool = True) -> DisplayOptions:
+    """Combine display options: explicit values (not None) over stored ones over the defaults.
+
+    ``--exclude`` is checked against ``labels`` (a :class:`~audiotagger.labels.LabelSet`; default
+    AudioSet's), so an unknown class is a usage error before any work; ``check=False`` leaves that to
+    the selection (re-rendered files may each have their own classes).
+    """
     merged = {k: v for k, v in (stored or {}).items() if k in DisplayOptions.__dataclass_fields__}
     merged.update({k: v for k, v in given.items() if v is not None})
-    return DisplayOptions.from_dict(merged)
+    options = DisplayOptions.from_dict(merged)
+    return options.check(labels) if check else options

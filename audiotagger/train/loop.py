@@ -22,9 +22,9 @@ from ..classifier.classifier import compiled_forward, scale_embeddings
 from ..classifier.store import model_arrays, read_model, read_model_file, restore_weights, write_model
 from ..errors import AudioTaggerWarning, ModelError, ParameterError
 from ..fileio import atomic_save_npz, atomic_write_text
-from ..params import DEFAULT_BATCH_SIZE, DEFAULT_DROPOUT, DEFAULT_HIDDEN_UNITS, DEFAULT_LEVELS
+from ..params import DEFAULT_BATCH_SIZE, DEFAULT_DROPOUT, DEFAULT_HIDDEN_UNITS, DEFAULT_LEVELS, NUM_CLASSES
 from .data import EmbeddingSet, load_training_data, read_embeddings
-from .metrics import calculate_stats, summary
+from .metrics import calculate_stats, single_label_stats, summary
 from .models import build_model, check_optimizer_args, make_optimizer, model_config
 from .sampler import SAMPLERS, make_sampler, rng_state, set_rng_state
 from .workspace import Workspace, read_json
@@ -47,6 +47,8 @@ class TrainResult:
     stopped_early: bool
     test_stats: dict = field(default_factory=dict)
     averaged_stats: dict | None = None
+    problems: list[str] = field(default_factory=list)
+    embed_report: object | None = None
 
 
 def split_indices(n: int, validation: float, test: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -71,17 +73,18 @@ def predict(model, data: EmbeddingSet, batch_size: int = 2048, forward=None) -> 
     return np.concatenate(out)
 
 
-def make_train_step(model, optimizer):
+def make_train_step(model, optimizer, single_label: bool = False):
     """Return the compiled training step ``step(q, y, lam, perm) -> loss``.
 
-    ``q`` uint8 (batch, 10, 128) embeddings, ``y`` bool (batch, classes) labels, ``lam`` float32 (batch,)
-    mixup weights and ``perm`` int32 (batch,) mixup partners (``lam = 1``, ``perm = arange``: no mixup).
-    Binary cross-entropy on the mixed labels; ``optimizer`` must be built for the model's variables.
+    ``q`` (batch, 10, D) embeddings (uint8 or float32), ``y`` bool (batch, classes) labels, ``lam`` float32
+    (batch,) mixup weights and ``perm`` int32 (batch,) mixup partners (``lam = 1``, ``perm = arange``: no
+    mixup). Binary cross-entropy on the mixed labels (categorical cross-entropy for a ``single_label``
+    softmax model); ``optimizer`` must be built for the model's variables.
     """
     import keras
     import tensorflow as tf
 
-    bce = keras.losses.BinaryCrossentropy()
+    bce = keras.losses.CategoricalCrossentropy() if single_label else keras.losses.BinaryCrossentropy()
 
     @tf.function(reduce_retracing=True)
     def step(q, y, lam, perm):
@@ -106,7 +109,8 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
           eval_every: int = 1000, eval_data=None, validation_split: float = 0.0, test_split: float = 0.0,
           split_seed: int = 1234, seed: int = 1234, sampler: str = "balanced", patience: int = 10,
           save_probs: bool = False, average_last: int = 0, prior_init: bool = False, lazy: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, single_label: bool = False, sets: tuple | None = None,
+          model_extra: dict | None = None, data_settings: dict | None = None) -> TrainResult:
     """Train an attention classifier on AudioSet embeddings, resuming a previous run of the same settings.
 
     Parameters
@@ -153,6 +157,18 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         Keep HDF5 embeddings on disk (for sets larger than memory).
     progress : bool
         Show a progress bar with the running loss.
+    single_label : bool
+        Softmax over the classes and categorical cross-entropy (one class per clip); stats then also
+        hold ``accuracy`` and the ``confusion`` matrix.
+    sets : tuple of (EmbeddingSet, EmbeddingSet, EmbeddingSet or None), optional
+        Ready (train, evaluation, test) sets, e.g. windows of a user's audio
+        (:func:`audiotagger.train.custom.train_audio`); ``data_dir`` then only names them and no split
+        is made here. Their rows' width and type set the model's input.
+    model_extra : dict, optional
+        JSON-serialisable keys stored in every model file's config (a custom model's ``labels`` and
+        ``backbone``).
+    data_settings : dict, optional
+        Further settings that identify the data (checked when the run is resumed).
 
     Returns
     -------
@@ -166,7 +182,14 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
     DataError
         Malformed data, naming the file.
     """
-    cfg = model_config(model_type, levels, hidden_units, dropout, attention)
+    if sets is not None:
+        x0 = sets[0].x
+        cfg = model_config(model_type, levels, hidden_units, dropout, attention, sets[0].y.shape[1],
+                           x0.shape[-1], "uint8" if x0.dtype == np.uint8 else "float32", single_label)
+    else:
+        cfg = model_config(model_type, levels, hidden_units, dropout, attention, NUM_CLASSES,
+                           single_label=single_label)
+    cfg.update(model_extra or {})
     for flag, value in (("--batch-size", batch_size), ("--iterations", iterations),
                         ("--eval-every", eval_every)):
         if int(value) < 1:
@@ -175,7 +198,7 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         raise ParameterError(f"--sampler: unknown {sampler!r} (choose from {', '.join(SAMPLERS)})")
     if mixup < 0 or patience < 0 or average_last < 0:
         raise ParameterError("--mixup, --patience and --average-last must be >= 0")
-    if eval_data is not None and validation_split > 0:
+    if sets is None and eval_data is not None and validation_split > 0:
         raise ParameterError("--eval-data and --validation-split exclude each other")
     tag = tag or f"{model_type}_levels_{''.join(map(str, cfg['levels']))}"
     ws = Workspace(workspace, tag)
@@ -189,35 +212,23 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         "warmup": warmup, "weight_decay": weight_decay, "mixup": mixup, "iterations": iterations,
         "eval_every": eval_every, "patience": patience, "save_probs": save_probs,
         "average_last": average_last, "prior_init": prior_init, "version": __version__,
+        **(data_settings or {}),
     }
     previous = read_json(ws.run_file) if ws.run_file.is_file() else None
     if previous is not None:
         older = {"prior_init": False}                       # settings added later, at their old behaviour
-        changed = [k for k in _IDENTITY
+        changed = [k for k in (*_IDENTITY, *(data_settings or {}))
                    if previous.get(k, older.get(k)) != json.loads(json.dumps(settings[k]))]
         if changed:
             raise ParameterError(f"--workspace {ws.root} --tag {tag}: holds a run with different "
                                  f"{', '.join(changed)}; choose another --tag to start a new run")
 
     # --- data (all checks before anything is written) ---------------------------------------------------
-    full, folder_eval = load_training_data(data_dir, lazy=lazy)
-    test_set = None
-    if eval_data is not None:
-        eval_set, train_set = read_embeddings(eval_data, lazy=lazy), full
-        if test_split > 0:
-            tr, _, te = split_indices(len(full), 0.0, test_split, split_seed)
-            train_set, test_set = full.subset(tr), full.subset(te)
-    elif validation_split > 0 or test_split > 0:
-        tr, va, te = split_indices(len(full), validation_split, test_split, split_seed)
-        train_set = full.subset(tr)
-        eval_set = full.subset(va) if validation_split > 0 else folder_eval
-        test_set = full.subset(te) if test_split > 0 else None
+    if sets is not None:
+        train_set, eval_set, test_set = sets
     else:
-        train_set, eval_set = full, folder_eval
-    if eval_set is None:
-        raise ParameterError(f"--data-dir {data_dir}: has no eval split; give --eval-data or "
-                             "--validation-split")
-    del full
+        train_set, eval_set, test_set = _split_data(data_dir, eval_data, validation_split, test_split,
+                                                    split_seed, lazy)
 
     ws.prepare()
     run_settings = {**settings, "tag": tag}
@@ -239,6 +250,29 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         handler.close()
 
 
+def _split_data(data_dir, eval_data, validation_split: float, test_split: float, split_seed: int,
+                lazy: bool) -> tuple[EmbeddingSet, EmbeddingSet, EmbeddingSet | None]:
+    """Read ``--data-dir`` and make the (train, evaluation, test) sets of the flags."""
+    full, folder_eval = load_training_data(data_dir, lazy=lazy)
+    test_set = None
+    if eval_data is not None:
+        eval_set, train_set = read_embeddings(eval_data, lazy=lazy), full
+        if test_split > 0:
+            tr, _, te = split_indices(len(full), 0.0, test_split, split_seed)
+            train_set, test_set = full.subset(tr), full.subset(te)
+    elif validation_split > 0 or test_split > 0:
+        tr, va, te = split_indices(len(full), validation_split, test_split, split_seed)
+        train_set = full.subset(tr)
+        eval_set = full.subset(va) if validation_split > 0 else folder_eval
+        test_set = full.subset(te) if test_split > 0 else None
+    else:
+        train_set, eval_set = full, folder_eval
+    if eval_set is None:
+        raise ParameterError(f"--data-dir {data_dir}: has no eval split; give --eval-data or "
+                             "--validation-split")
+    return train_set, eval_set, test_set
+
+
 def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: EmbeddingSet,
          test_set: EmbeddingSet | None, progress: bool) -> TrainResult:
     import keras
@@ -251,7 +285,8 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     optimizer.build(model.trainable_variables)
     sampler = make_sampler(s["sampler"], train_set.y, s["batch_size"], s["seed"])
     mix_rng = np.random.default_rng(s["seed"] + 1)
-    state = {"iteration": 0, "best_map": -1.0, "best_iteration": -1, "bad_evals": 0}
+    state = {"iteration": 0, "best_map": -1.0,  # best_map: the selection score (mAP, or accuracy)
+             "best_iteration": -1, "bad_evals": 0}
 
     if s.get("prior_init"):
         _init_output_prior(model, train_set.y, s)
@@ -261,7 +296,12 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
              json.dumps(cfg), model.count_params(),
              f"; resumed at iteration {state['iteration']}" if resumed else "")
 
-    step = make_train_step(model, optimizer)
+    if resumed:     # said on the terminal too, not only in the log file
+        import sys
+
+        print(f"audiotagger: resuming {ws.dir} at iteration {state['iteration']} of {s['iterations']} "
+              f"(checkpoint {state.pop('resumed_from')})", file=sys.stderr)
+    step = make_train_step(model, optimizer, cfg.get("single_label", False))
     forward = compiled_forward(model)
     total, every, bs = s["iterations"], s["eval_every"], s["batch_size"]
     ones, arange = np.ones(bs, np.float32), np.arange(bs, dtype=np.int32)
@@ -296,7 +336,7 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
-    log.info("stopped at iteration %d%s; best iteration %d (mAP %.4f); %.0f s", it,
+    log.info("stopped at iteration %d%s; best iteration %d (score %.4f); %.0f s", it,
              " (early stop)" if stopped else "", state["best_iteration"], state["best_map"], elapsed)
 
     best_stats = read_json(ws.best_json)["stats"]
@@ -313,8 +353,11 @@ def _init_output_prior(model, y: np.ndarray, s: dict, batches: int = 20) -> None
     """Set the output bias to the logit of each class's frequency in (a separate draw of) training batches."""
     probe = make_sampler(s["sampler"], y, s["batch_size"], s["seed"] + 2)
     freq = np.mean([y[probe.next_batch()].mean(axis=0) for _ in range(batches)], axis=0)
-    prior = np.clip(freq, 1e-4, 0.5)
-    logit = np.log(prior / (1 - prior)).astype(np.float32)
+    if s["model"].get("single_label"):    # softmax: log-priors (any constant shift is the same model)
+        logit = np.log(np.clip(freq, 1e-4, 1.0)).astype(np.float32)
+    else:
+        prior = np.clip(freq, 1e-4, 0.5)
+        logit = np.log(prior / (1 - prior)).astype(np.float32)
     names = {layer.name: layer for layer in model.layers}
     if "output_bn" in names:
         names["output_bn"].beta.assign(logit)
@@ -352,6 +395,7 @@ def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:
                     raise ModelError(f"{path}: dropout seed state does not fit the model")
                 var.assign(arr)
         state.update(train_state)
+        state["resumed_from"] = str(path)
         return True
     return False
 
@@ -369,13 +413,16 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if it else "default", AudioTaggerWarning)
         stats = calculate_stats(probs, eval_set.y)
+    if s["model"].get("single_label"):
+        stats.update(single_label_stats(probs, eval_set.y))
     stats["iteration"] = it
     atomic_write_text(ws.stats_file(it), json.dumps(stats))
     if s["save_probs"]:
         atomic_save_npz(ws.probs_file(it), probs=probs, iteration=it)
-    improved = stats["mAP"] >= state["best_map"]
+    score = selection_score(stats)
+    improved = score >= state["best_map"]
     if improved:
-        state.update(best_map=stats["mAP"], best_iteration=it, bad_evals=0)
+        state.update(best_map=score, best_iteration=it, bad_evals=0)
         write_model(ws.best, model, {**s["model"], "name": f"{ws.tag}@{it}"},
                     extra={"iteration": it, "tag": ws.tag})
         atomic_write_text(ws.best_json, json.dumps({"iteration": it, "stats": _headline(stats)}, indent=1))
@@ -396,8 +443,22 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     return s["patience"] > 0 and state["bad_evals"] >= s["patience"]
 
 
+def cfg_single_label(model) -> bool:
+    """True if the Keras model ends in a softmax (a ``--single-label`` model)."""
+    layer = model.get_layer("probs")
+    return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
+
+
+def selection_score(stats: dict) -> float:
+    """What picks the best model: validation mAP; for single-label models accuracy, ties broken by mAP."""
+    if "accuracy" in stats:
+        return float(stats["accuracy"]) + 1e-3 * float(stats["mAP"])
+    return float(stats["mAP"])
+
+
 def _headline(stats: dict) -> dict:
-    return {k: stats[k] for k in ("mAP", "AUC", "d_prime", "n_classes", "n_clips", "iteration") if k in stats}
+    return {k: stats[k] for k in ("mAP", "AUC", "d_prime", "accuracy", "n_classes", "n_clips", "iteration")
+            if k in stats}
 
 
 def _average(ws, model, config: dict, k: int, best_it: int, eval_set, forward) -> dict | None:
@@ -427,7 +488,10 @@ def _test(ws, model, test_set, forward, averaged: bool) -> dict:
             continue
         _, weights, _ = read_model(path)
         restore_weights(model, weights, path)
-        stats = calculate_stats(predict(model, test_set, forward=forward), test_set.y, warn=False)
+        probs = predict(model, test_set, forward=forward)
+        stats = calculate_stats(probs, test_set.y, warn=False)
+        if cfg_single_label(model):
+            stats.update(single_label_stats(probs, test_set.y))
         out[name] = _headline(stats)
         log.info("test (%s model): %s", name, summary(stats))
     atomic_write_text(ws.test_json, json.dumps(out, indent=1))

@@ -90,6 +90,46 @@ def _average_precision(score: np.ndarray, target: np.ndarray) -> float:
     return float(np.sum(recall_step * precision))
 
 
+def single_label_stats(probs: np.ndarray, targets: np.ndarray) -> dict:
+    """Accuracy and confusion matrix of single-label predictions (the most probable class).
+
+    Parameters
+    ----------
+    probs : numpy.ndarray of float, shape (N, C)
+    targets : numpy.ndarray of bool, shape (N, C)
+        One-hot labels (the first true class counts for a row with several).
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (float) and ``confusion`` (C lists of C ints: row = true class, column = predicted).
+    """
+    probs = np.asarray(probs)
+    targets = np.asarray(targets).astype(bool)
+    if probs.shape != targets.shape or probs.ndim != 2:
+        raise DataError(f"metrics: probabilities {probs.shape} and targets {targets.shape} differ")
+    truth, pred = targets.argmax(axis=1), probs.argmax(axis=1)
+    keep = targets.any(axis=1)
+    confusion = np.zeros((probs.shape[1], probs.shape[1]), dtype=np.int64)
+    np.add.at(confusion, (truth[keep], pred[keep]), 1)
+    accuracy = float((truth[keep] == pred[keep]).mean()) if keep.any() else float("nan")
+    return {"accuracy": accuracy, "confusion": confusion.tolist()}
+
+
+def confusion_table(confusion, labels) -> str:
+    """The confusion matrix as aligned text: one row per true class, one column per predicted class."""
+    labels = [str(x) for x in labels]
+    width = max(len(x) for x in [*labels, "true \\ predicted"])
+    cells = [max(len(x), 5) for x in labels]
+    lines = ["true \\ predicted".ljust(width) + "  " + "  ".join(x.rjust(c) for x, c in zip(labels, cells,
+                                                                                             strict=True))]
+    for label, row in zip(labels, confusion, strict=True):
+        lines.append(label.ljust(width) + "  " + "  ".join(str(v).rjust(c) for v, c in zip(row, cells,
+                                                                                             strict=True)))
+    return "\n".join(lines)
+
+
 def summary(stats: dict) -> str:
-    """One line: ``mAP 0.3012  AUC 0.9521  d' 2.3456``."""
-    return f"mAP {stats['mAP']:.4f}  AUC {stats['AUC']:.4f}  d' {stats['d_prime']:.4f}"
+    """One line: ``mAP 0.3012  AUC 0.9521  d' 2.3456`` (and ``accuracy 0.9500`` for single-label stats)."""
+    line = f"mAP {stats['mAP']:.4f}  AUC {stats['AUC']:.4f}  d' {stats['d_prime']:.4f}"
+    return line + (f"  accuracy {stats['accuracy']:.4f}" if "accuracy" in stats else "")
