@@ -29,6 +29,11 @@ from .manifest import Manifest, contains, path_hashes
 from .params import DEFAULT_SHARD_SIZE, MAX_TASK_RETRIES
 from .storage import OutputLocation, normalize
 
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "GOOGLE_APPLICATION_CREDENTIALS",
+                 "AUDIOTAGGER_HOME")
+"""Environment variables the workers get from the driver (object-store endpoint and credentials, model
+cache), so that one command line means the same on every node."""
 MODES = ("default", "retry-failed", "only-new")
 """Which inputs a rerun processes: all not done / only those that failed / only those never tried."""
 
@@ -91,16 +96,52 @@ def connect(address: str | None) -> None:
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")     # no C++ log lines among the CLI's
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False,
                               "configure_logging": True, "ignore_reinit_error": True}
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)   # failures are reported in the manifest
+    probe_address(address)
     try:
-        if address is None:
-            ray.init(include_dashboard=False, **kwargs)
+        if address is None:    # one logical CPU more than the cores: the light stages' (see worker_cpus)
+            ray.init(include_dashboard=False, num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ParameterError(f"--ray {address}: no Ray cluster answers at this address "
                              f"({text[:160]})") from None
+
+
+def probe_address(address: str | None, timeout: float = 5.0) -> None:
+    """Raise ParameterError unless something accepts TCP connections at ``host:port`` (``ray://`` too).
+
+    ``ray.init`` itself keeps retrying a dead address for minutes; this answers in seconds.
+    """
+    import socket
+
+    if address is None or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ParameterError(f"--ray {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ParameterError(f"--ray {address}: no Ray cluster answers at this address "
+                             f"({exc.strerror or type(exc).__name__})") from None
+
+
+def worker_env() -> dict[str, Any]:
+    """Runtime environment of the workers: the driver's object-store settings (:data:`FORWARDED_ENV`)."""
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    return {"env_vars": env} if env else {}
+
+
+def worker_cpus(cpus: int, workers: int) -> float:
+    """CPUs each worker actor reserves: one, but leaving one of the cluster's to the pipeline's light stages.
+
+    Those (reading the input list, splitting it into one task per file) would otherwise wait for a CPU
+    that the workers hold.
+    """
+    return max(0.0, min(1.0, (cpus - 1) / workers))
 
 
 def cluster_cpus() -> int:
@@ -165,21 +206,25 @@ def run_archive(spec: dict[str, Any], source: InputSource, output: str, *, addre
         skip, only = manifest.hashes(("done", "skipped", "failed")), None
     else:
         skip, only = np.zeros(0, np.uint64), manifest.hashes(("failed",))
-    connect(address)
     import ray
 
+    owned = not ray.is_initialized()        # a caller that already joined a cluster keeps it
+    if owned:
+        connect(address)
     try:
         cpus = cluster_cpus()
-        n_workers = int(workers or cpus)
+        n_workers = int(workers or max(1, cpus - 1))
         spec = {**spec, "output": location.root, "mode": mode,
-                "threads": max(1, cpus // n_workers) if address is None else 1}
-        run = _execute(spec, source, location, manifest, skip, only, n_workers, quiet, total, shard_size)
+                "threads": max(1, (os.cpu_count() or 1) // n_workers) if owned and address is None else 1}
+        run = _execute(spec, source, location, manifest, skip, only, n_workers, worker_cpus(cpus, n_workers),
+                       quiet, total, shard_size)
     finally:
-        ray.shutdown()
+        if owned:
+            ray.shutdown()
     return run.exit_code
 
 
-def _dataset(spec, source: InputSource, skip, only, n_workers: int):
+def _dataset(spec, source: InputSource, skip, only, n_workers: int, actor_cpus: float):
     import ray.data
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -202,12 +247,12 @@ def _dataset(spec, source: InputSource, skip, only, n_workers: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                    # max_* as remote args: deprecated spelling only
         return ds.map_batches(ArchiveWorker, fn_constructor_kwargs={"spec": spec}, batch_size=1,
-                              compute=ActorPoolStrategy(size=n_workers), num_cpus=1,
-                              max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
+                              compute=ActorPoolStrategy(size=n_workers), num_cpus=actor_cpus,
+                              runtime_env=worker_env(), max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
 
 
-def _execute(spec, source, location, manifest: Manifest, skip, only, n_workers, quiet, total, shard_size
-             ) -> ArchiveRun:
+def _execute(spec, source, location, manifest: Manifest, skip, only, n_workers, actor_cpus, quiet, total,
+             shard_size) -> ArchiveRun:
     from tqdm.auto import tqdm
 
     run = ArchiveRun()
@@ -219,10 +264,12 @@ def _execute(spec, source, location, manifest: Manifest, skip, only, n_workers, 
         run.failed += 1
     t0 = time.monotonic()
     bar = tqdm(total=total, desc=spec["command"], unit="file", disable=quiet, file=sys.stderr)
-    status, reason = "failed", ("not finished: its worker process died on every attempt "
-                                f"({MAX_TASK_RETRIES + 1}) — killed, or out of memory")
+    status, reason = "failed", ("not finished: its task failed on every attempt "
+                                f"({MAX_TASK_RETRIES + 1}): the worker process died (killed, or out of "
+                                "memory) or the input list could not be read; see the Ray logs")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")   # tuning hints
     try:
-        for row in _dataset(spec, source, skip, only, n_workers).iter_rows():
+        for row in _dataset(spec, source, skip, only, n_workers, actor_cpus).iter_rows():
             record = _manifest_row(row)
             if record["status"] == "done" and shards is not None:
                 for ready in shards.add(record, row["record"]):

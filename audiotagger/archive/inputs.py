@@ -193,5 +193,8 @@ class InputSource:
             from pyarrow.fs import FSSpecHandler, PyFileSystem
 
             fs, path = filesystem(spec)
-            return ray.data.read_text(path, filesystem=PyFileSystem(FSSpecHandler(fs)), num_cpus=0)
+            from .driver import worker_env
+
+            return ray.data.read_text(path, filesystem=PyFileSystem(FSSpecHandler(fs)), num_cpus=0,
+                                      runtime_env=worker_env())
         return ray.data.read_text(f"local://{local_path(spec, self.cwd)}", num_cpus=0)

@@ -13,8 +13,6 @@ MAX_TASK_RETRIES = 3
 """Times a file is retried on a fresh worker after its worker process died (killed, out of memory)."""
 LIST_CHUNK = 50_000
 """Input-list lines handled at once by the driver (validation, final bookkeeping)."""
-FILTER_BATCH = 4096
-"""Rows per batch of the cheap path-normalising stage before the workers."""
 STATUSES = ("done", "failed", "skipped", "pending")
 """Manifest status values: ``pending`` = not finished (interrupted run, or not selected by the mode)."""
 URL_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "http", "https", "hdfs", "memory")
