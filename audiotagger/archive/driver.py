@@ -100,7 +100,7 @@ def connect(address: str | None) -> None:
     probe_address(address)
     try:
         if address is None:    # one logical CPU more than the cores: the light stages' (see worker_cpus)
-            ray.init(include_dashboard=False, num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
+            ray.init(address="local", include_dashboard=False, num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:

@@ -94,8 +94,10 @@ class Manifest:
 
         table = self._merged()
         mask = pc.is_in(table["status"], value_set=_array(list(statuses)))
-        paths = table.filter(mask)["path"].to_pylist()
-        return np.sort(path_hashes(paths))
+        paths = table.filter(mask)["path"]
+        step = 100_000                     # a slice of Python strings at a time, never millions at once
+        parts = [path_hashes(paths.slice(i, step).to_pylist()) for i in range(0, len(paths), step)]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
 
     def add(self, row: dict) -> None:
         """Record one finished input (keys of :func:`schema`; missing ones are null)."""
