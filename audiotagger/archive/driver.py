@@ -97,7 +97,6 @@ def connect(address: str | None) -> None:
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False,
                               "configure_logging": True, "ignore_reinit_error": True}
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)   # failures are reported in the manifest
-    probe_address(address)
     try:
         if address is None:    # one logical CPU more than the cores: the light stages' (see worker_cpus)
             ray.init(address="local", include_dashboard=False, num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
@@ -208,6 +207,7 @@ def run_archive(spec: dict[str, Any], source: InputSource, output: str, *, addre
         skip, only = np.zeros(0, np.uint64), manifest.hashes(("failed",))
     import ray
 
+    probe_address(address)
     owned = not ray.is_initialized()        # a caller that already joined a cluster keeps it
     if owned:
         connect(address)
