@@ -79,7 +79,7 @@ def media(work: Path) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     sources = sorted(p for p in (SHARED / "audio").iterdir() if p.suffix in (".wav", ".ogg", ".mp3", ".flac"))
-    pool = np.concatenate([load_audio(p)[0] for p in sources])
+    pool = np.concatenate([load_audio(p) for p in sources])
     for i in range(N_FILES):
         start = (i * 7919 * 160) % max(1, pool.size - 16000)
         x = np.resize(np.roll(pool, -start), SECONDS * 16000).astype(np.float32)

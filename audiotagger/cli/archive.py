@@ -85,6 +85,10 @@ def run_archive_command(args: argparse.Namespace, spec: dict) -> int:
     from ..archive.inputs import InputSource
     from ..errors import ParameterError
 
+    if args.ray not in ("local", "auto") and ":" not in args.ray:
+        # `--ray media/ -o out`: argparse took the first input for the optional ADDRESS; an address is
+        # always `auto` or has a port, so give the input back and start a local cluster
+        args.inputs, args.ray = [args.ray, *args.inputs], "local"
     if not args.inputs and args.input_list is None:
         raise ParameterError("no input given (files, folders, patterns, URLs, or --input-list FILE)")
     source = InputSource(args.inputs, args.input_list, recursive=args.recursive, extensions=MEDIA_EXTENSIONS)
