@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-N_FILES, SECONDS = 40, 20
+N_FILES, SECONDS = 40, 10
 
 
 def run(cmd, **kw) -> tuple[float, int, subprocess.CompletedProcess]:
@@ -127,15 +127,15 @@ class Cluster:
                     pass
 
 
-def part_tag(work: Path, rows: list, nodes: bool) -> None:
+def part_tag(work: Path, rows: list, nodes: bool, args_rounds: int = 1) -> None:
     folder, m = media(work), models(work)
     base = ["-m", "audiotagger", "tag", str(folder), "-f", "srt,npz", "-q", "--overwrite", *m]
     cpus = os.cpu_count() or 2
     cluster = Cluster(work, cpus + 1)
     try:
         results = {"plain": [], "ray-local": [], "ray-cluster": []}
-        for rnd in range(2):
-            order = ("plain", "ray-cluster", "ray-local") if rnd else ("plain", "ray-local", "ray-cluster")
+        for rnd in range(args_rounds):
+            order = ("plain", "ray-cluster", "ray-local") if rnd % 2 else ("plain", "ray-local", "ray-cluster")
             for name in order:
                 extra = {"plain": [], "ray-local": ["--ray"], "ray-cluster": ["--ray", cluster.address]}[name]
                 out = work / f"out-{name}-{rnd}"
@@ -145,7 +145,7 @@ def part_tag(work: Path, rows: list, nodes: bool) -> None:
         plain = min(results["plain"])
         for name, walls in results.items():
             best = min(walls)
-            rows.append((f"tag 40 × {SECONDS} s files: {name}", f"{best:.1f} s wall (best of 2)",
+            rows.append((f"tag 40 × {SECONDS} s files: {name}", f"{best:.1f} s wall (best of {len(walls)})",
                          f"{audio / best:.1f} audio-s/s", f"{plain / best:.2f}× plain"))
         if nodes:
             cluster.add_node(cpus + 1)
@@ -233,12 +233,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("tag", "nodes", "list", "train", "all"), default="all")
     p.add_argument("--work", type=Path, default=None)
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds of plain / ray runs (default 1)")
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     rows: list = []
     if args.part in ("tag", "nodes", "all"):
-        part_tag(work, rows, nodes=args.part in ("nodes", "all"))
+        part_tag(work, rows, nodes=args.part in ("nodes", "all"), args_rounds=args.rounds)
     if args.part in ("list", "all"):
         part_list(work, rows)
     if args.part in ("train", "all"):

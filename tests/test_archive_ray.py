@@ -296,12 +296,14 @@ def test_bad_list_line_and_dead_cluster_are_usage_errors(media, tmp_path, capsys
 
 # --- faults: a killed worker, Ctrl-C on the driver ----------------------------------------------------
 
-def _wait_for(predicate, timeout=180.0):
+def _wait_for(predicate, proc, timeout=600.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         value = predicate()
         if value:
             return value
+        if proc.poll() is not None:
+            raise AssertionError(f"the driver ended early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
         time.sleep(0.2)
     raise AssertionError("timed out")
 
@@ -330,10 +332,10 @@ def test_killed_worker_is_replaced_and_every_file_done_once(cluster, models, man
     proc = subprocess.Popen([sys.executable, "-m", "audiotagger", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        first = _wait_for(lambda: _done_rows(out))[0]
+        first = _wait_for(lambda: _done_rows(out), proc)[0]
         pid = int(first["worker"].rsplit(":", 1)[1])
         os.kill(pid, signal.SIGKILL)                                # kill -9 of a busy worker
-        _, err = proc.communicate(timeout=240)
+        _, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -356,7 +358,7 @@ def test_ctrl_c_leaves_a_manifest_that_a_rerun_resumes(cluster, models, many, tm
     proc = subprocess.Popen([sys.executable, "-m", "audiotagger", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _done_rows(out))
+        _wait_for(lambda: _done_rows(out), proc)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
