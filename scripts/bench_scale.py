@@ -135,7 +135,7 @@ def part_tag(work: Path, rows: list, nodes: bool, args_rounds: int = 1) -> None:
     try:
         results = {"plain": [], "ray-local": [], "ray-cluster": []}
         for rnd in range(args_rounds):
-            order = ("plain", "ray-cluster", "ray-local") if rnd % 2 else ("plain", "ray-local", "ray-cluster")
+            order = ("plain", "ray-cluster", "ray-local")[:: -1 if rnd % 2 else 1]
             for name in order:
                 extra = {"plain": [], "ray-local": ["--ray"], "ray-cluster": ["--ray", cluster.address]}[name]
                 out = work / f"out-{name}-{rnd}"
