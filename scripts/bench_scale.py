@@ -197,7 +197,7 @@ def part_list(work: Path, rows: list) -> None:
                  f"peak RSS {rss} MB", f"{done.group(1) if done else '?'} done this run"))
 
 
-def part_train(work: Path, rows: list) -> None:
+def part_train(work: Path, rows: list, every: int = 40) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     from make_synthetic_unbal import build
 
@@ -211,7 +211,6 @@ def part_train(work: Path, rows: list) -> None:
     evalset = work / "eval_small.h5"
     if not evalset.is_file():
         build(evalset, bal, clips=2000, seed=5)
-    every = 40
     for name, data in (("in memory: bal_train.h5 (22,160 clips)", [str(bal)]),
                        ("memory-mapped: SYNTHETIC 2,041,789 + bal_train", [str(synth), str(bal)])):
         ws = work / f"ws-{len(data)}"
@@ -235,6 +234,8 @@ def main() -> int:
     p.add_argument("--part", choices=("tag", "nodes", "list", "train", "all"), default="all")
     p.add_argument("--work", type=Path, default=None)
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds of plain / ray runs (default 1)")
+    p.add_argument("--train-every", type=int, default=40,
+                   help="training iterations timed (between two evaluations; default 40)")
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -244,7 +245,7 @@ def main() -> int:
     if args.part in ("list", "all"):
         part_list(work, rows)
     if args.part in ("train", "all"):
-        part_train(work, rows)
+        part_train(work, rows, args.train_every)
     print(f"machine: {os.cpu_count()} cores, shared with other jobs (ratios within this run)")
     print_table(("measurement", "value", "rate / memory", "ratio / detail"), rows)
     return 0
