@@ -42,7 +42,8 @@ def build(out: Path, bal: Path, clips: int = UNBAL_CLIPS, seed: int = 2017) -> P
         fh.attrs["synthetic"] = ("resampled with replacement from the real bal_train clips and lightly "
                                  "perturbed (bytes +-2, random roll); for memory/speed benchmarks only")
         dx = fh.create_dataset("x", (clips, 10, 128), dtype=np.uint8)          # contiguous: memory-mappable
-        dy = fh.create_dataset("y", (clips, src.y.shape[1]), dtype=bool, chunks=(CHUNK, src.y.shape[1]))
+        dy = fh.create_dataset("y", (clips, src.y.shape[1]), dtype=bool,
+                               chunks=(min(CHUNK, clips), src.y.shape[1]))
         dv = fh.create_dataset("video_id_list", (clips,), dtype="S12")
         dn = fh.create_dataset("n_frames", (clips,), dtype=np.int16)
         for start in range(0, clips, CHUNK):
