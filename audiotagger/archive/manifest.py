@@ -94,7 +94,10 @@ class Manifest:
 
         table = self._merged()
         mask = pc.is_in(table["status"], value_set=_array(list(statuses)))
-        paths = table.filter(mask)["path"]
+        return self._path_hashes(table.filter(mask)["path"])
+
+    @staticmethod
+    def _path_hashes(paths) -> np.ndarray:
         step = 100_000                     # a slice of Python strings at a time, never millions at once
         parts = [path_hashes(paths.slice(i, step).to_pylist()) for i in range(0, len(paths), step)]
         return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
@@ -149,16 +152,15 @@ class Manifest:
             Rows added.
         """
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         table = self._merged()
         self.table, self.rows = table, []
-        known = table["path"].combine_chunks() if table.num_rows else pa.array([], pa.string())
+        known = self._path_hashes(table["path"])          # 8 bytes per row, not a set of strings
         added = []
         for chunk in chunks:
-            keys = pa.array([item.key for item in chunk], pa.string())
-            missing = keys.filter(pc.invert(pc.is_in(keys, value_set=known))) if len(known) else keys
-            if len(missing):
+            mask = ~contains(known, path_hashes(item.key for item in chunk))
+            if mask.any():
+                missing = pa.array([item.key for item, m in zip(chunk, mask, strict=True) if m], pa.string())
                 n = len(missing)
                 added.append(pa.table({"path": missing, "status": pa.array([status] * n),
                                        "error": pa.array([reason] * n)}))
