@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import queue
+import re
 import struct
 import subprocess
 import tempfile
@@ -66,8 +67,8 @@ def ffmpeg_exe() -> str:
 
 def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
                  chunk_seconds: float = CHUNK_SECONDS,
-                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None
-                 ) -> Iterator[np.ndarray]:
+                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
+                 strict: bool = False, info: dict | None = None) -> Iterator[np.ndarray]:
     """Decode a media file chunk by chunk to mono float32 at ``sr``.
 
     Parameters
@@ -84,6 +85,15 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         ``pre_resample(chunk, native_rate, last) -> samples``, called on every chunk in order and
         with ``last=True`` on the final (possibly empty) one (e.g.
         :class:`audiotagger.vggish.features.SecondSplicer`).
+    strict : bool
+        Refuse damaged media. By default, a stream with decoding errors (a cut file, garbage in the
+        middle) or that decodes to clearly less than the container's stated duration keeps what
+        decodes, with a :class:`~audiotagger.errors.AudioTaggerWarning` giving the decoded length
+        against the stated one; with ``strict`` it raises :class:`AudioError` instead.
+    info : dict, optional
+        Filled, before the first chunk is yielded, with ``rate`` and ``channels`` of the stream and
+        ``duration``: the container's stated duration in seconds (None when it states none), for
+        progress bars with a total.
 
     Yields
     ------
@@ -102,7 +112,8 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
     sr = _check_rate(sr)
     _check_file(path)
     with tempfile.TemporaryFile() as errfile:
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info",
+               "-i", str(path),
                "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-fflags", "+bitexact",
                "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
         try:
@@ -111,7 +122,7 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         except OSError as exc:
             raise AudioError(f"{path}: cannot run ffmpeg ({exc})") from None
         try:
-            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample)
+            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample, strict, info)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -143,29 +154,55 @@ def load_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE) -> np.nda
     return np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
 
 
-def to_mono(x: np.ndarray, name: str = "waveform") -> np.ndarray:
-    """Average the channels of ``x`` (shape ``(samples, channels)``, as VGGish's reference expects).
+MAX_CHANNELS = 16
+"""Most channels an in-memory waveform is taken to have when its layout is inferred."""
+
+
+def to_mono(x: np.ndarray, name: str = "waveform", channels_axis: int | None = None) -> np.ndarray:
+    """Average the channels of ``x``, given as ``(samples, channels)`` or ``(channels, samples)``.
 
     Parameters
     ----------
-    x : np.ndarray [shape=(n,) or (n, channels)]
-        Audio samples.
+    x : np.ndarray [shape=(n,), (n, channels) or (channels, n)]
+        Audio samples, floating point.
     name : str
         Name used in error messages.
+    channels_axis : {None, 0, 1}
+        Which axis of a 2-D ``x`` holds the channels: 1 for ``(samples, channels)`` (VGGish's and
+        soundfile's layout), 0 for ``(channels, samples)`` (librosa's and torchaudio's). None infers it
+        when exactly one axis is at most :data:`MAX_CHANNELS` long and the other is longer, and refuses
+        anything else as ambiguous (a stereo pair must never be read as 2-sample audio).
 
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float32]
+
+    Raises
+    ------
+    ParameterError
+        Not 1-D or 2-D, not floating point, or an ambiguous 2-D layout.
     """
     x = np.asarray(x)
     if x.ndim not in (1, 2):
-        raise ParameterError(f"{name}: audio must be 1-D or (samples, channels), got shape {x.shape}")
+        raise ParameterError(f"{name}: audio must be 1-D, (samples, channels) or (channels, samples), "
+                             f"got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ParameterError(f"{name}: audio must be floating point in [-1, 1], got dtype {x.dtype} "
                              "(divide integer PCM by its full scale, e.g. int16 / 32768)")
-    if x.ndim == 2:
-        return _average_channels(x)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if channels_axis is None:
+        rows, cols = x.shape
+        if cols <= MAX_CHANNELS < rows:
+            channels_axis = 1
+        elif rows <= MAX_CHANNELS < cols:
+            channels_axis = 0
+        else:
+            raise ParameterError(f"{name}: cannot tell samples from channels in shape {x.shape}; pass "
+                                 "channels_axis=1 for (samples, channels) or 0 for (channels, samples)")
+    if channels_axis not in (0, 1):
+        raise ParameterError(f"{name}: channels_axis must be 0, 1 or None, got {channels_axis!r}")
+    return _average_channels(x if channels_axis == 1 else x.T)
 
 
 def _average_channels(x: np.ndarray) -> np.ndarray:
@@ -245,7 +282,8 @@ def _check_file(path: Path) -> None:
 
 
 def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
-                     pre_resample=None) -> Iterator[np.ndarray]:
+                     pre_resample=None, strict: bool = False, info: dict | None = None
+                     ) -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     out = proc.stdout
     header = out.read(12)
@@ -271,6 +309,8 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
                 raise AudioError(f"{path}: unexpected sample format from ffmpeg ({fmt_tag}, {bits} bits)")
     if not channels or not rate:
         raise AudioError(f"{path}: ffmpeg wrote no audio format")
+    if info is not None:
+        info.update(rate=rate, channels=channels, duration=stated_duration(errfile))
 
     resampler = None
     if rate != sr:
@@ -293,10 +333,11 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
             mono = resampler.resample_chunk(mono, last=last)
         if last:
             proc.wait()
-            if proc.returncode != 0 or _error_lines(errfile):
-                raise _ffmpeg_error(path, errfile, proc.returncode)
             if done == 0:
+                if proc.returncode != 0 or _error_lines(errfile):
+                    raise _ffmpeg_error(path, errfile, proc.returncode)
                 raise AudioError(f"{path}: no audio samples (zero-length audio stream)")
+            _check_damage(path, errfile, proc.returncode, done / rate, strict)
         if len(mono):
             yield mono
         if last:
@@ -343,12 +384,63 @@ def _prefetch(stream, size: int, depth: int = 2) -> Iterator[bytes]:
         stop.set()
 
 
-def _error_lines(errfile) -> list[str]:
+_ERROR_LEVELS = ("[error]", "[fatal]", "[panic]")
+_DURATION = re.compile(r"^\[info\]\s+Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+DAMAGE_TOLERANCE_SECONDS = 1.0
+"""Decoded audio may fall short of the container's stated duration by this much (or by
+:data:`DAMAGE_TOLERANCE_FRACTION` of it) before it counts as damaged (audio tracks often end a little
+before the video)."""
+DAMAGE_TOLERANCE_FRACTION = 0.05
+
+
+def _log_lines(errfile) -> list[str]:
     errfile.flush()
     errfile.seek(0)
     text = errfile.read().decode("utf-8", "replace")
     errfile.seek(0, os.SEEK_END)
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _error_lines(errfile) -> list[str]:
+    """Ffmpeg's error messages (``-loglevel level+info``), without their level tag."""
+    out = []
+    for line in _log_lines(errfile):
+        for tag in _ERROR_LEVELS:
+            if tag in line:
+                out.append(line.replace(f"{tag} ", "").replace(tag, ""))
+                break
+    return out
+
+
+def stated_duration(errfile) -> float | None:
+    """The container's duration from ffmpeg's input dump (``Duration: HH:MM:SS.ss``), if stated."""
+    for line in _log_lines(errfile):
+        m = _DURATION.match(line)
+        if m:
+            return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return None
+
+
+def _check_damage(path: Path, errfile, returncode: int | None, decoded: float, strict: bool) -> None:
+    """Warn (or with ``strict`` raise) when a decoded stream had errors or fell short of its length."""
+    import warnings
+
+    from .errors import AudioTaggerWarning
+
+    errors = _error_lines(errfile)
+    stated = stated_duration(errfile)
+    short = stated is not None and decoded < stated - max(DAMAGE_TOLERANCE_SECONDS,
+                                                           DAMAGE_TOLERANCE_FRACTION * stated)
+    if not (errors or returncode or short):
+        return
+    detail = errors[0].split("] ")[-1] if errors else (f"ffmpeg exit status {returncode}" if returncode
+                                                        else "stream ends early")
+    of = f" of the {stated:.2f} s the container states" if stated is not None else ""
+    if strict:
+        raise AudioError(f"{path}: damaged media: decoded {decoded:.2f} s{of} ({detail}); refused "
+                         "(--strict)")
+    warnings.warn(f"{path}: damaged media: decoded {decoded:.2f} s{of} ({detail}); keeping what decodes "
+                  "(--strict refuses damaged files)", AudioTaggerWarning, stacklevel=3)
 
 
 def _ffmpeg_error(path: Path, errfile, returncode: int | None) -> AudioError:

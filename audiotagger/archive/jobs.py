@@ -43,7 +43,13 @@ class TagJob:
 
     def check(self) -> None:
         """Raise the usage errors of these options (on the driver, before any work)."""
-        from ..tag.tagger import backend_display, backend_name, check_backend_options, resolve_display
+        from ..tag.tagger import (
+            backend_display,
+            backend_name,
+            check_backend_options,
+            model_labels,
+            resolve_display,
+        )
         from ..tag.windows import check_context
 
         s = self.spec
@@ -51,15 +57,17 @@ class TagJob:
         check_backend_options(backend_name(s["model"]), compat_truncate=s["options"]["compat_truncate"],
                               sample_duration=s["options"]["sample_duration"],
                               hop_duration=s["options"]["hop_duration"])
-        resolve_display(backend_display(s["display"], backend_name(s["model"])))
+        resolve_display(backend_display(s["display"], backend_name(s["model"])),
+                        labels=model_labels(s["model"]))
 
     def load(self) -> None:
         """Load the backend (once per worker)."""
-        from ..tag.tagger import backend_display, backend_name, load_backend, resolve_display
+        from ..tag.tagger import backend_display, backend_name, load_backend, model_labels, resolve_display
 
         s = self.spec
         self.backend = load_backend(s["model"], **s["backend"])
-        self.options = resolve_display(backend_display(s["display"], backend_name(s["model"])))
+        self.options = resolve_display(backend_display(s["display"], backend_name(s["model"])),
+                                       labels=model_labels(s["model"]))
 
     def names(self, given: str) -> dict[str, str]:
         """Output file name per format (``<stem>.<ext>``, as the plain CLI names them)."""

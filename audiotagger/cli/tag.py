@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import warnings
-from pathlib import Path
 
 from ..panns import params as pp
 from ..params import (
@@ -23,10 +21,13 @@ from .archive import absolute, add_archive_arguments, check_plain, plain_inputs,
 from .common import (
     expand_inputs,
     nonnegative_int,
+    plan_outputs,
     positive_float,
     positive_int,
     probability,
     run_each,
+    smooth_steps,
+    smooth_value,
     str2bool,
 )
 
@@ -71,7 +72,8 @@ def add_parser(sub) -> None:
                         "but the last, hop 0.96 s)")
     m.add_argument("--sample-duration", "--sample_duration", dest="sample_duration", type=positive_float,
                    default=None, metavar="S",
-                   help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION})")
+                   help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION}; at most "
+                        f"{pp.MAX_SAMPLE_DURATION:g})")
     m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
                    default=None, metavar="S",
                    help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION}); YAMNet: "
@@ -93,11 +95,12 @@ def add_parser(sub) -> None:
     d.add_argument("--compat", action="store_true", default=None,
                    help="the original selection rule: 3 to 5 tags per second, Silence alone, '--' between "
                         "tags (ignores --top-k)")
-    d.add_argument("--smooth", type=nonnegative_int, nargs="?", const=pp.DEFAULT_SMOOTH_SIZE, default=None,
-                   metavar="N", help=f"causal moving average over N steps before selection (--smooth alone: "
-                                     f"{pp.DEFAULT_SMOOTH_SIZE}; default: off)")
-    d.add_argument("--smooth-size", "--smooth_size", dest="smooth", type=nonnegative_int,
-                   help=argparse.SUPPRESS)
+    d.add_argument("--smooth", type=smooth_value, nargs="?", const=True, default=None, metavar="N",
+                   help="causal moving average over N steps before selection (--smooth alone: "
+                        f"--smooth-size, default {pp.DEFAULT_SMOOTH_SIZE}; --smooth no: off; default: off). "
+                        "Same syntax as 'parse --smooth'")
+    d.add_argument("--smooth-size", "--smooth_size", dest="smooth_size", type=positive_int, default=None,
+                   metavar="N", help=f"steps averaged by --smooth (default: {pp.DEFAULT_SMOOTH_SIZE})")
     d.add_argument("--per-second", action="store_true", default=None,
                    help="one cue per second like the original (default: merge identical neighbours)")
     d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
@@ -109,21 +112,18 @@ def add_parser(sub) -> None:
     b.add_argument("-r", "--recursive", action="store_true",
                    help="descend into folders; outputs mirror the input tree under -o")
     b.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    b.add_argument("--strict", action="store_true",
+                   help="refuse damaged media (default: tag what decodes, with a warning giving the decoded "
+                        "length against the stated duration)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
     b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
     add_archive_arguments(p)
     p.set_defaults(func=run)
 
 
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"audiotagger: warning: {message}", file=sys.stderr if file is None else file)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``tag`` on every input; returns the exit code (0, 1 if some input failed)."""
-    from ..errors import DataError, ParameterError
+    from ..errors import ParameterError
     from ..tag.result import load_result
     from ..tag.select import Selection
     from ..tag.tagger import (
@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
-               "smooth": args.smooth, "per_second": args.per_second}
+               "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
+               "per_second": args.per_second}
     if not from_probs:
         display = backend_display(display, backend)
     # usage errors (e.g. an unknown --exclude class) before any work; a custom model has its own classes,
@@ -170,26 +171,15 @@ def run(args: argparse.Namespace) -> int:
     items, problems = expand_inputs(specs, recursive=args.recursive,
                                     **({"extensions": exts} if exts else {}))
 
-    plans: dict = {}
-    claimed: dict[Path, Path] = {}
-    for item in items:
-        paths = output_paths(item.path, args.output_dir, formats, item.rel_dir)
-        clash = [(p, claimed[p.resolve()]) for p in paths.values() if p.resolve() in claimed]
-        for p in paths.values():
-            claimed.setdefault(p.resolve(), item.path)
-        pending = {f: p for f, p in paths.items()
-                   if (args.overwrite or not p.exists()) and p.resolve() != item.path.resolve()}
-        plans[item] = (pending, clash)
-
-    to_tag = [item for item in items if plans[item][0] and not plans[item][1]]
+    plans = plan_outputs(items, lambda item: output_paths(item.path, args.output_dir, formats, item.rel_dir),
+                         overwrite=args.overwrite)
+    to_tag = [item for item in items if isinstance(plans[item], dict) and plans[item]]
     results = iter(())
 
     def work(item) -> bool:
-        pending, clash = plans[item]
-        if clash:
-            out, other = clash[0]
-            raise DataError(f"{item.path}: output {out} is also the output of {other}; tag them into "
-                            "separate -o folders")
+        pending = plans[item]
+        if isinstance(pending, BaseException):
+            raise pending
         if not pending:
             if not args.quiet:
                 from tqdm.auto import tqdm
@@ -211,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
                 raise result
         sel = Selection(result, sel_options)
         write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source,
-                      embed_media=args.embed_media)
+                      embed_media=args.embed_media, progress=not args.quiet)
         if not args.quiet:
             from tqdm.auto import tqdm
 
@@ -219,22 +209,21 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         return True
 
-    with warnings.catch_warnings():
-        warnings.showwarning = _warning_line
-        with contextlib.suppress(AttributeError):
-            sys.stdout.reconfigure(errors="replace")
-        if not from_probs and to_tag:
-            tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                                 model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
-            # one stream over every input to tag (the VGGish embedder batches examples across files)
-            results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
-                                      sample_duration=args.sample_duration, hop_duration=args.hop_duration,
-                                      compat_truncate=args.compat_truncate, progress=not args.quiet)
-        report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
-        if "html" in formats and len(items) > 1:
-            from ..tag.report import write_index
+    with contextlib.suppress(AttributeError):
+        sys.stdout.reconfigure(errors="replace")
+    if not from_probs and to_tag:
+        tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
+                             model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+        # one stream over every input to tag; each file's result comes as soon as that file is done
+        results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
+                                  sample_duration=args.sample_duration, hop_duration=args.hop_duration,
+                                  compat_truncate=args.compat_truncate, strict=args.strict,
+                                  progress=not args.quiet)
+    report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
+    if "html" in formats and len(items) > 1:
+        from ..tag.report import write_index
 
-            write_index(args.output_dir)
+        write_index(args.output_dir)
     return report.exit_code
 
 
@@ -242,11 +231,13 @@ def _archive_spec(args: argparse.Namespace, formats) -> dict:
     """The ``--ray`` job of these arguments (model paths absolute: workers may run anywhere)."""
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
-               "smooth": args.smooth, "per_second": args.per_second}
+               "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
+               "per_second": args.per_second}
     return {"command": "tag", "model": absolute(args.model), "formats": list(formats), "burn": args.burn,
             "display": display,
             "backend": {"checkpoint": absolute(args.checkpoint), "pca_params": absolute(args.pca_params),
-                        "model_dir": None if args.model_dir is None else str(Path(args.model_dir).absolute()),
+                        "model_dir": absolute(args.model_dir),
                         "offline": args.offline, "batch_size": args.batch_size},
             "options": {"left": args.left, "right": args.right, "sample_duration": args.sample_duration,
-                        "hop_duration": args.hop_duration, "compat_truncate": args.compat_truncate}}
+                        "hop_duration": args.hop_duration, "compat_truncate": args.compat_truncate,
+                        "strict": args.strict}}

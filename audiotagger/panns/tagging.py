@@ -58,6 +58,9 @@ def window_samples(sample_duration: float, hop_duration: float,
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
                 or round(value * sr) < 1:
             raise ParameterError(f"{flag}: must be a positive number of seconds, got {value!r}")
+    if sample_duration > params.MAX_SAMPLE_DURATION:
+        raise ParameterError(f"--sample-duration: at most {params.MAX_SAMPLE_DURATION:g} s, got "
+                             f"{sample_duration:g}")
     return int(round(sample_duration * sr)), int(round(hop_duration * sr))
 
 
@@ -236,13 +239,15 @@ class PannsTagger:
 
     def tag_waveform(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
                      sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
-                     hop_duration: float = params.DEFAULT_HOP_DURATION) -> PannsScores:
+                     hop_duration: float = params.DEFAULT_HOP_DURATION, *,
+                     channels_axis: int | None = None) -> PannsScores:
         """Score sliding windows of an in-memory waveform.
 
         Parameters
         ----------
-        x : np.ndarray [shape=(samples,) or (samples, channels)]
-            Audio at ``sr`` (channels are averaged; other rates are resampled to 32 kHz).
+        x : np.ndarray [shape=(samples,), (samples, channels) or (channels, samples)]
+            Audio at ``sr`` (channels are averaged, see :func:`audiotagger.audio.to_mono` for
+            ``channels_axis``; other rates are resampled to 32 kHz).
         sr : int
             Its sample rate.
         sample_duration, hop_duration : float
@@ -254,12 +259,13 @@ class PannsTagger:
         """
         from ..audio import check_finite, resample, to_mono
 
-        x = to_mono(np.asarray(x))
+        x = to_mono(np.asarray(x), "waveform", channels_axis)
         check_finite(x, "waveform", sr)
         return self.tag_chunks([resample(x, sr, params.SAMPLE_RATE)], sample_duration, hop_duration)
 
     def tag_file(self, path: str | os.PathLike, sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
-                 hop_duration: float = params.DEFAULT_HOP_DURATION, *, progress=None) -> PannsScores:
+                 hop_duration: float = params.DEFAULT_HOP_DURATION, *, progress=None,
+                 strict: bool = False) -> PannsScores:
         """Decode a media file at 32 kHz in chunks and score its sliding windows.
 
         Parameters
@@ -270,6 +276,8 @@ class PannsTagger:
             Window length and hop in seconds (PaddleAudio ``--sample_duration``/``--hop_duration``).
         progress : callable, optional
             See :meth:`tag_chunks`.
+        strict : bool
+            Refuse damaged media (default: keep what decodes, with a warning).
 
         Returns
         -------
@@ -284,7 +292,8 @@ class PannsTagger:
         from ..audio import stream_audio
 
         # tag_chunks checks the durations before it pulls the first chunk from the (lazy) decoder
-        result = self.tag_chunks(stream_audio(path, params.SAMPLE_RATE), sample_duration, hop_duration,
+        result = self.tag_chunks(stream_audio(path, params.SAMPLE_RATE, strict=strict), sample_duration,
+                                 hop_duration,
                                  progress=progress)
         if result.scores.shape[0] == 0:
             raise AudioError(f"{path}: no audio samples")

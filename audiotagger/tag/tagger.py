@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import AudioError, AudioTaggerError, AudioTaggerWarning, ParameterError
 from ..labels import LabelSet
 from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT, TAG_BATCH_SIZE
+from ..vggish.params import FINAL_PARTIAL_MIN_SECONDS
 from .result import TagResult, load_result
 from .select import DisplayOptions, Selection
 from .windows import check_context, context_windows
@@ -207,7 +208,8 @@ class Tagger:
         return result
 
     def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-            progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
+            progress: bool = False, compat_truncate: bool = False, strict: bool = False,
+            **_other_backend: Any) -> TagResult:
         """Tag one file.
 
         Parameters
@@ -221,6 +223,9 @@ class Tagger:
         compat_truncate : bool
             Frame the audio as the old AudioTagger did (``--compat-truncate``, SPEC §2.7): each second
             cut to its first 0.96 s, examples at the 0.96 s hop; still one step per second.
+        strict : bool
+            Refuse damaged media (default: keep what decodes, with a warning giving the decoded length
+            against the container's stated duration).
         **_other_backend
             Options of the other backend (``sample_duration``, ``hop_duration``), ignored.
 
@@ -228,16 +233,20 @@ class Tagger:
         -------
         TagResult
             One step per second (``hop`` 1 s); audio under one second is padded to one step (with an
-            :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend).
+            :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend), and a final partial
+            second of at least :data:`~audiotagger.vggish.params.FINAL_PARTIAL_MIN_SECONDS` is tagged as
+            one more step, padded the same way.
         """
         left, right = check_context(left, right)
-        emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate)
+        emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate, strict=strict,
+                                       final_partial=FINAL_PARTIAL_MIN_SECONDS)
         return self._result(str(path), emb, left, right, progress)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], *, left: int = DEFAULT_LEFT,
                  right: int = DEFAULT_RIGHT, progress: bool = False, compat_truncate: bool = False,
-                 **_other_backend: Any) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
-        """Tag many files, sharing embedding batches across them (short files cost little each).
+                 strict: bool = False, **_other_backend: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files with one loaded model; each result comes as soon as its file is done.
 
         Parameters
         ----------
@@ -247,7 +256,7 @@ class Tagger:
             Context seconds before/after each second.
         progress : bool
             Progress bar for long files.
-        compat_truncate : bool
+        compat_truncate, strict : bool
             See :meth:`tag`.
 
         Yields
@@ -259,7 +268,8 @@ class Tagger:
         """
         left, right = check_context(left, right)
         for path, emb in self.embedder.iter_embed(paths, hop=1.0, progress=progress,
-                                                  compat_truncate=compat_truncate):
+                                                  compat_truncate=compat_truncate, strict=strict,
+                                                  final_partial=FINAL_PARTIAL_MIN_SECONDS):
             if isinstance(emb, BaseException):
                 yield path, emb
                 continue
@@ -269,10 +279,35 @@ class Tagger:
                 yield path, exc
 
     def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-                     source: str = "<waveform>", compat_truncate: bool = False) -> TagResult:
-        """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
+                     source: str = "<waveform>", compat_truncate: bool = False,
+                     channels_axis: int | None = None) -> TagResult:
+        """Tag an in-memory waveform at sample rate ``sr``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, float, shape (n,), (n, channels) or (channels, n)
+            Samples in [-1, 1]; channels are averaged.
+        sr : int
+            Sample rate in Hz.
+        left, right : int
+            Context seconds before/after each second.
+        source : str
+            Name recorded in the result and used in messages.
+        compat_truncate : bool
+            See :meth:`tag`.
+        channels_axis : {None, 0, 1}
+            Axis of the channels of a 2-D ``x`` (see :func:`audiotagger.audio.to_mono`); None infers it
+            and refuses an ambiguous shape.
+
+        Returns
+        -------
+        TagResult
+        """
+        from ..audio import to_mono
+
         left, right = check_context(left, right)
-        emb = self.embedder.embed_waveform(x, sr, hop=1.0, compat_truncate=compat_truncate)
+        mono = to_mono(x, source, channels_axis)
+        emb = self.embedder.embed_waveform(mono, sr, hop=1.0, compat_truncate=compat_truncate)
         return self._result(source, emb, left, right, False)
 
 
@@ -303,7 +338,8 @@ class PannsBackend:
         self.model_name = self.tagger.name
 
     def tag(self, path: str | os.PathLike, *, sample_duration: float | None = None,
-            hop_duration: float | None = None, progress: bool = False, **_vggish_only: Any) -> TagResult:
+            hop_duration: float | None = None, progress: bool = False, strict: bool = False,
+            **_vggish_only: Any) -> TagResult:
         """Tag one file: windows of ``sample_duration`` seconds every ``hop_duration`` seconds.
 
         Returns
@@ -322,9 +358,10 @@ class PannsBackend:
             from tqdm.auto import tqdm
 
             with tqdm(desc=Path(path).name, unit="window", leave=False, file=sys.stderr) as bar:
-                scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n))
+                scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n),
+                                              strict=strict)
         else:
-            scores = self.tagger.tag_file(path, sample, hop)
+            scores = self.tagger.tag_file(path, sample, hop, strict=strict)
         meta = {"model": self.model_name, "backend": self.backend, "sample_duration": sample,
                 "hop_duration": hop, "version": __version__}
         if Path(path).exists():
@@ -617,7 +654,8 @@ def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[
 
 
 def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = False, burn: bool = False,
-                  source: str | os.PathLike | None = None, embed_media: bool = False) -> list[Path]:
+                  source: str | os.PathLike | None = None, embed_media: bool = False,
+                  progress: bool = False) -> list[Path]:
     """Write every requested format of one selection.
 
     Parameters
@@ -634,29 +672,38 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
         The media file (for ``png``, ``mp4`` and ``html``); default ``sel.result.source``.
     embed_media : bool
         ``html``: embed a compressed audio track instead of linking to the media.
+    progress : bool
+        ``--burn``: a progress bar over the frames.
 
     Returns
     -------
     list of pathlib.Path
         The files written. An ``mp4`` for an input without a video stream is skipped with a warning.
+        The outputs appear together when all are written (:class:`~audiotagger.fileio.AtomicGroup`): if
+        one fails (a full disk, a video error, Ctrl-C), none is left and existing files are unchanged.
     """
+    from ..fileio import AtomicGroup
+
     written = []
     src = Path(source if source is not None else sel.result.source)
-    for fmt, path in paths.items():
-        if src.exists() and path.exists() and path.resolve() == src.resolve():
-            warnings.warn(f"{path}: is the input itself; not writing {fmt}", AudioTaggerWarning, stacklevel=2)
-            continue
-        if path.exists() and not overwrite:
-            continue
-        try:
-            written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn,
-                                                 embed_media=embed_media, outputs=paths))
-        except AudioError as exc:
-            from .video import NoVideoStreamError
+    with AtomicGroup() as group:       # all of this input's outputs, or none of them
+        for fmt, path in paths.items():
+            if src.exists() and path.exists() and path.resolve() == src.resolve():
+                warnings.warn(f"{path}: is the input itself; not writing {fmt}", AudioTaggerWarning,
+                              stacklevel=2)
+                continue
+            if path.exists() and not overwrite:
+                continue
+            try:
+                get_writer(fmt).write(sel, group.stage(path), overwrite=True, source=src, burn=burn,
+                                      embed_media=embed_media, outputs=paths, progress=progress, final=path)
+                written.append(path)
+            except AudioError as exc:
+                from .video import NoVideoStreamError
 
-            if not isinstance(exc, NoVideoStreamError):
-                raise
-            warnings.warn(str(exc), AudioTaggerWarning, stacklevel=2)
+                if not isinstance(exc, NoVideoStreamError):
+                    raise
+                warnings.warn(str(exc), AudioTaggerWarning, stacklevel=2)
     return written
 
 
@@ -671,7 +718,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              burn: bool = False, embed_media: bool = False, overwrite: bool = False, from_probs: bool = False,
              sample_duration: float | None = None, hop_duration: float | None = None,
              compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
-             tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
+             strict: bool = False, tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
     Parameters
@@ -679,7 +726,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     path : path-like
         Audio/video file, or (``from_probs=True``) a probability ``.npz`` written by ``-f npz``.
     output_dir : path-like, optional
-        Write the ``formats`` here as ``<stem>.<ext>``; None writes nothing.
+        Write the ``formats`` here as ``<stem>.<ext>``. None: the current folder when ``formats`` is
+        given (as ``audiotagger tag``'s ``-o``), else nothing is written.
     formats : str or iterable of str, optional
         ``"srt,npz"`` (default), ``"all"``, or a list of names from
         :data:`audiotagger.tag.writers.FORMATS`.
@@ -707,6 +755,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         Re-render from a saved probability matrix without running any model.
     progress : bool
         Progress bar over long files.
+    strict : bool
+        Refuse damaged media (default: keep what decodes, with a warning).
     tagger : Tagger, optional
         Already loaded models.
 
@@ -733,7 +783,10 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         check_backend_options(backend, compat_truncate=compat_truncate, sample_duration=sample_duration,
                               hop_duration=hop_duration)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
-                            hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate)
+                            hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate,
+                            strict=strict)
+    if output_dir is None and formats is not None:
+        output_dir = "."                     # as the CLI: formats asked for are written, by default here
     if output_dir is not None:
         paths = {fmt: p for fmt, p in output_paths(Path(path), output_dir, fmts).items()
                  if p.resolve() != Path(path).resolve()}      # never replace the input itself
@@ -768,6 +821,12 @@ def check_backend_options(backend: str | bool, *, compat_truncate: bool = False,
                              "for the row length)")
     if backend != "vggish" and compat_truncate:
         raise ParameterError(f"--compat-truncate: only for the VGGish backend, not {backend} models")
+    if backend == "panns" and (sample_duration is not None or hop_duration is not None):
+        from ..panns import params as pp
+        from ..panns.tagging import window_samples
+
+        window_samples(pp.DEFAULT_SAMPLE_DURATION if sample_duration is None else sample_duration,
+                       pp.DEFAULT_HOP_DURATION if hop_duration is None else hop_duration)
 
 
 def backend_display(display: dict[str, Any], backend: str | bool) -> dict[str, Any]:
