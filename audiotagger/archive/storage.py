@@ -125,11 +125,17 @@ class OutputLocation:
     def staged(self, targets: dict[str, str]) -> Iterator[dict[str, Path]]:
         """Yield local paths to write; on success, remote targets are uploaded (one PUT each).
 
-        Local targets are yielded as they are (the writers are atomic); remote ones as files in a temporary
-        folder, uploaded when the block ends without error and removed in any case.
+        Local targets are yielded as they are (the writers are atomic), after removing the temporary files
+        that a killed writer (say a worker that Ray replaced) left beside them; remote ones as files in a
+        temporary folder, uploaded when the block ends without error and removed in any case.
         """
         if not self.remote:
-            yield {k: Path(v) for k, v in targets.items()}
+            from ..fileio import sweep_stale_parts
+
+            paths = {k: Path(v) for k, v in targets.items()}
+            for folder in {p.parent for p in paths.values()}:
+                sweep_stale_parts(folder)
+            yield paths
             return
         tmp = Path(tempfile.mkdtemp(prefix="audiotagger-out-"))
         try:
