@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .archive import absolute, add_archive_arguments, check_plain, plain_inputs, run_archive_command
 from .common import EXIT_OK, expand_inputs, plan_outputs, positive_float, positive_int, run_each
 
 FORMATS = {"npz": ".npz", "tfrecord": ".tfrecord"}
@@ -24,7 +25,8 @@ def add_parser(sub) -> None:
                     "logmel (n,96,64) with --save-logmel) or an AudioSet-format <stem>.tfrecord for "
                     "each input file. With --model yamnet: embedding float32 (n,1024), scores float32 "
                     "(n,521) and times (n,), one row per 0.96 s patch every 0.48 s.")
-    p.add_argument("inputs", nargs="+", metavar="IN", help="audio/video files, folders or glob patterns")
+    p.add_argument("inputs", nargs="*", metavar="IN",
+                   help="audio/video files, folders, glob patterns (with --ray also URLs)")
     p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="output folder")
     p.add_argument("-f", "--format", choices=sorted(FORMATS), default="npz",
                    help="npz (default) or tfrecord (AudioSet release SequenceExample)")
@@ -50,6 +52,7 @@ def add_parser(sub) -> None:
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary unless something fails")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    add_archive_arguments(p, embed=True)
     p.set_defaults(func=run)
 
 
@@ -72,6 +75,22 @@ def run(args) -> int:
     if args.format == "tfrecord" and args.save_logmel:
         raise ParameterError("--save-logmel: only with -f npz (the AudioSet format has no log-mels)")
     framing_hop(args.hop, args.compat_truncate)
+    check_plain(args)
+    if args.labels_csv and args.format != "tfrecord":
+        raise ParameterError("--labels-csv: only with -f tfrecord")
+    if args.ray is not None:
+        if yamnet:
+            raise ParameterError("--ray: embed --model yamnet does not run on Ray yet "
+                                 "(tag --model yamnet does)")
+        return run_archive_command(args, {
+            "command": "embed", "format": args.format, "sharded": args.format == "tfrecord",
+            "labels_csv": args.labels_csv, "hop": args.hop, "save_logmel": args.save_logmel,
+            "compat_truncate": args.compat_truncate, "checkpoint": absolute(args.checkpoint),
+            "pca_params": absolute(args.pca_params), "model_dir": absolute(args.model_dir),
+            "offline": args.offline, "batch_size": args.batch_size})
+    args.inputs = plain_inputs(args)
+    if not args.inputs:
+        raise ParameterError("no input given (audio/video files, folders, patterns, or --input-list FILE)")
     suffix = FORMATS[args.format]
     items, problems = expand_inputs(args.inputs, recursive=args.recursive)
 

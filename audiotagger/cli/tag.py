@@ -17,6 +17,7 @@ from ..params import (
     TAG_BATCH_SIZE,
 )
 from ..yamnet import params as yp
+from .archive import absolute, add_archive_arguments, check_plain, plain_inputs, run_archive_command
 from .common import (
     expand_inputs,
     nonnegative_int,
@@ -68,6 +69,7 @@ def add_parser(sub) -> None:
                         "length against the stated duration)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
     b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
+    add_archive_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -151,8 +153,13 @@ def run(args: argparse.Namespace) -> int:
 
     formats = parse_formats(args.formats)
     from_probs = args.from_probs is not None
-    if from_probs and args.inputs:
-        raise ParameterError("--from-probs: give the .npz files to --from-probs, not as inputs")
+    check_plain(args)
+    if from_probs and (args.inputs or args.input_list or args.ray is not None):
+        raise ParameterError("--from-probs: give the .npz files to --from-probs, not as inputs "
+                             "(and without --ray or --input-list)")
+    if args.ray is not None:
+        return run_archive_command(args, _archive_spec(args, formats))
+    args.inputs = plain_inputs(args)
     if not from_probs and not args.inputs:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
     check_context(args.left, args.right)
@@ -228,3 +235,19 @@ def run(args: argparse.Namespace) -> int:
 
         write_index(args.output_dir)
     return report.exit_code
+
+
+def _archive_spec(args: argparse.Namespace, formats) -> dict:
+    """The ``--ray`` job of these arguments (model paths absolute: workers may run anywhere)."""
+    display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
+               "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
+               "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
+               "per_second": args.per_second}
+    return {"command": "tag", "model": absolute(args.model), "formats": list(formats), "burn": args.burn,
+            "display": display,
+            "backend": {"checkpoint": absolute(args.checkpoint), "pca_params": absolute(args.pca_params),
+                        "model_dir": absolute(args.model_dir),
+                        "offline": args.offline, "batch_size": args.batch_size},
+            "options": {"left": args.left, "right": args.right, "sample_duration": args.sample_duration,
+                        "hop_duration": args.hop_duration, "compat_truncate": args.compat_truncate,
+                        "strict": args.strict}}

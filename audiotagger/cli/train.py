@@ -46,10 +46,11 @@ def add_parser(sub) -> None:
                     "(JSON) and a checkpoint named by iteration to WORKSPACE/TAG/; rerunning the same "
                     "command resumes from the last complete checkpoint.")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data-dir", "--data_dir", dest="data_dir", metavar="D",
-                     help="AudioSet embeddings: a packed .h5 file, a folder or glob of .tfrecord files, or a "
-                          "folder with bal_train.h5/unbal_train.h5/eval.h5 (or bal_train/, unbal_train/, "
-                          "eval/ TFRecord folders; its eval split is the evaluation set)")
+    src.add_argument("--data-dir", "--data_dir", dest="data_dir", nargs="+", metavar="D",
+                     help="AudioSet embeddings (several are joined, e.g. unbal_train.h5 bal_train.h5; a .h5 "
+                          "over 2 GB is memory-mapped): a packed .h5 file, a folder or glob of .tfrecord "
+                          "files, or a folder with bal_train.h5/unbal_train.h5/eval.h5 (or bal_train/, "
+                          "unbal_train/, eval/ TFRecord folders; its eval split is the evaluation set)")
     src.add_argument("--audio", metavar="DIR",
                      help="your labelled audio: one sub-folder per class (as Keras' "
                           "audio_dataset_from_directory), any format ffmpeg reads")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..classifier.tiling import retile
 from ..errors import AudioTaggerWarning, DataError
-from ..params import CLIP_SECONDS, EMBEDDING_SIZE, NUM_CLASSES
+from ..params import CLIP_SECONDS, EMBEDDING_SIZE, LAZY_H5_BYTES, NUM_CLASSES
 from ..records import EMBEDDING_KEY, END_TIME_KEY, LABELS_KEY, START_TIME_KEY, VIDEO_ID_KEY
 
 SPLITS = ("bal_train", "unbal_train", "eval")
@@ -82,10 +82,42 @@ class EmbeddingSet:
         return self.subset(np.arange(len(self))) if self.lazy else self
 
 
-def concatenate(sets: list[EmbeddingSet]) -> EmbeddingSet:
-    """Join sets in memory (uint8, no float copy)."""
+class StackedClips:
+    """Clips of several sources read as one ``(N, 10, 128)`` uint8 array, lazily (memory maps stay maps).
+
+    Indexing with a sorted array of unique clip indices (what :meth:`EmbeddingSet.batch` does) reads each
+    part's own rows; nothing is copied up front.
+    """
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        self.shape = (int(self.offsets[-1]), *parts[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty((idx.size, *self.shape[1:]), dtype=np.uint8)
+        part = np.searchsorted(self.offsets, idx, side="right") - 1
+        for k in np.unique(part):
+            sel = part == k
+            out[sel] = np.asarray(self.parts[k][idx[sel] - self.offsets[k]])
+        return out
+
+
+def concatenate(sets: list[EmbeddingSet], *, lazy: bool = False) -> EmbeddingSet:
+    """Join sets in memory (uint8, no float copy); with ``lazy`` or a lazy part, as :class:`StackedClips`."""
     if len(sets) == 1:
         return sets[0]
+    if lazy or any(s.lazy for s in sets):
+        return EmbeddingSet(StackedClips([s.x for s in sets]), np.concatenate([s.y for s in sets]),
+                            np.concatenate([s.video_ids for s in sets]),
+                            np.concatenate([s.n_frames for s in sets]), " + ".join(s.source for s in sets),
+                            lazy=True, _keep=[k for s in sets for k in s._keep])
     sets = [s.materialize() for s in sets]
     return EmbeddingSet(np.concatenate([s.x for s in sets]), np.concatenate([s.y for s in sets]),
                         np.concatenate([s.video_ids for s in sets]),
@@ -141,7 +173,9 @@ def read_h5(path: str | os.PathLike, *, lazy: bool = False) -> EmbeddingSet:
             if y.min() < 0 or y.max() > 1:
                 raise DataError(f"{path}: y must hold 0/1 labels, found values {y.min()}..{y.max()}")
             y = y.astype(bool)
-        video_ids = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in dv[()]])
+        raw_ids = dv[()]
+        video_ids = (np.char.decode(raw_ids, "utf-8") if raw_ids.dtype.kind == "S" else
+                     np.array([v.decode() if isinstance(v, bytes) else str(v) for v in raw_ids]))
         if "n_frames" in fh:
             n_frames = fh["n_frames"][()].astype(np.int16)
             if n_frames.shape != (n,) or n_frames.min() < 1 or n_frames.max() > CLIP_SECONDS:
@@ -311,7 +345,7 @@ def read_embeddings(spec: str | os.PathLike, *, lazy: bool = False) -> Embedding
     text = str(spec)
     path = Path(text)
     if path.suffix in (".h5", ".hdf5") and path.is_file():
-        return read_h5(path, lazy=lazy)
+        return read_h5(path, lazy=lazy or path.stat().st_size > LAZY_H5_BYTES)
     if any(c in text for c in "*?["):
         matches = sorted(glob.glob(text, recursive=True))
         if matches and all(m.endswith((".h5", ".hdf5")) for m in matches):
@@ -342,9 +376,12 @@ def find_splits(folder: str | os.PathLike) -> dict[str, Path]:
     return found
 
 
-def load_training_data(data_dir: str | os.PathLike, *, lazy: bool = False
-                       ) -> tuple[EmbeddingSet, EmbeddingSet | None]:
-    """Resolve ``--data-dir`` to a training set and, when the folder has one, an evaluation set.
+def load_training_data(data_dir, *, lazy: bool = False) -> tuple[EmbeddingSet, EmbeddingSet | None]:
+    """Resolve ``--data-dir`` (one source or several) to a training set and, when there is one, an eval set.
+
+    Several sources (``--data-dir unbal_train/ bal_train/``) are joined in order, lazily when any is lazy
+    (see :class:`StackedClips`); their evaluation sets, if any, are joined too. A packed ``.h5`` larger than
+    :data:`~audiotagger.params.LAZY_H5_BYTES` is always memory-mapped.
 
     A folder laid out like the original trainers' (``bal_train.h5`` / ``unbal_train.h5`` / ``eval.h5``,
     or Google's ``bal_train/`` / ``unbal_train/`` / ``eval/`` TFRecord folders; an ``.h5`` is preferred to a
@@ -356,6 +393,15 @@ def load_training_data(data_dir: str | os.PathLike, *, lazy: bool = False
     DataError
         If there is no training data.
     """
+    if isinstance(data_dir, (list, tuple)):
+        if len(data_dir) != 1:
+            if not data_dir:
+                raise DataError("--data-dir: no training data given")
+            parts = [load_training_data(d, lazy=lazy) for d in data_dir]
+            evals = [e for _, e in parts if e is not None]
+            return (concatenate([t for t, _ in parts], lazy=lazy),
+                    concatenate(evals, lazy=lazy) if evals else None)
+        data_dir = data_dir[0]
     path = Path(str(data_dir))
     if path.is_dir() and not any(path.glob("*.tfrecord")):
         found = find_splits(path)
@@ -363,7 +409,7 @@ def load_training_data(data_dir: str | os.PathLike, *, lazy: bool = False
         if not train:
             raise DataError(f"{path}: no training data (expected bal_train.h5/unbal_train.h5, "
                             "bal_train/ or unbal_train/ TFRecord folders, or .tfrecord files)")
-        train_set = concatenate([read_embeddings(p, lazy=lazy) for p in train])
+        train_set = concatenate([read_embeddings(p, lazy=lazy) for p in train], lazy=lazy)
         eval_set = read_embeddings(found["eval"], lazy=lazy) if "eval" in found else None
         return train_set, eval_set
     return read_embeddings(data_dir, lazy=lazy), None

@@ -115,8 +115,9 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
 
     Parameters
     ----------
-    data_dir : path-like or str
-        Training data: a packed ``.h5`` file, a TFRecord folder or glob, or a folder with
+    data_dir : path-like or str, or a list of them
+        Training data (several sources are joined, e.g. ``unbal_train.h5`` and ``bal_train.h5``): a packed
+        ``.h5`` file, a TFRecord folder or glob, or a folder with
         ``bal_train.h5``/``unbal_train.h5``/``eval.h5`` (or Google's ``bal_train/`` ... TFRecord folders),
         whose ``eval`` split is the evaluation set unless another is given.
     workspace : path-like
@@ -206,7 +207,8 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
                          weight_decay=weight_decay)
 
     settings = {
-        "model": cfg, "data_dir": str(data_dir), "eval_data": None if eval_data is None else str(eval_data),
+        "model": cfg, "data_dir": _data_dir_setting(data_dir),
+        "eval_data": None if eval_data is None else str(eval_data),
         "validation_split": validation_split, "test_split": test_split, "split_seed": split_seed,
         "seed": seed, "batch_size": batch_size, "sampler": sampler, "lr": lr, "lr_schedule": lr_schedule,
         "warmup": warmup, "weight_decay": weight_decay, "mixup": mixup, "iterations": iterations,
@@ -271,6 +273,13 @@ def _split_data(data_dir, eval_data, validation_split: float, test_split: float,
         raise ParameterError(f"--data-dir {data_dir}: has no eval split; give --eval-data or "
                              "--validation-split")
     return train_set, eval_set, test_set
+
+
+def _data_dir_setting(data_dir):
+    """``--data-dir`` as stored in run.json: one string (as before) or a list for several sources."""
+    if isinstance(data_dir, (list, tuple)):
+        return str(data_dir[0]) if len(data_dir) == 1 else [str(d) for d in data_dir]
+    return str(data_dir)
 
 
 def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: EmbeddingSet,
