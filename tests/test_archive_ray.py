@@ -7,6 +7,7 @@ The outputs of ``--ray`` must be those of a plain run: the same text files, prob
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def run_cli(args, **kw) -> subprocess.CompletedProcess:
 
 def test_vggish_ray_equals_plain_and_reruns(cluster, models, media, tmp_path, capsys):
     plain, ray_out = tmp_path / "plain", tmp_path / "ray"
-    fmt = ["-f", "srt,json,tsv,npz"]
+    fmt = ["-f", "srt,json,tsv,npz,html"]
     assert main(["tag", str(media), "-o", str(plain), *fmt, *vggish_args(models), "-q"]) == 1
     code = main(["tag", str(media), "-o", str(ray_out), *fmt, *vggish_args(models), "--ray",
                  "--workers", "2"])
@@ -124,8 +125,12 @@ def test_vggish_ray_equals_plain_and_reruns(cluster, models, media, tmp_path, ca
     assert bad["status"] == "failed" and "not a media file" in bad["error"]
     good = rows[str(media / "clip2.wav")]
     assert good["status"] == "done" and good["audio_s"] == pytest.approx(5.0)
-    assert sorted(Path(p).name for p in good["outputs"]) == [f"clip2.{e}" for e in ("json", "npz", "srt",
-                                                                                      "tsv")]
+    assert sorted(Path(p).name for p in good["outputs"]) == [f"clip2.{e}" for e in ("html", "json", "npz",
+                                                                                      "srt", "tsv")]
+    # -f html: the folder index is built from the manifest's pages, and lists what a plain run's lists
+    def indexed(folder):
+        return sorted(set(re.findall(r"clip\d\.html", (folder / "index.html").read_text())))
+    assert indexed(ray_out) == indexed(plain) == [f"clip{i}.html" for i in range(5)]
     assert good["top_classes"] and good["worker"] and good["node"] and good["end"] >= good["start"]
     assert len({r["worker"] for r in rows.values()}) == 2          # both workers took files
 

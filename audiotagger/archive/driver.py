@@ -19,6 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -224,6 +225,16 @@ def run_archive(spec: dict[str, Any], source: InputSource, output: str, *, addre
     return run.exit_code
 
 
+def _write_index(location: OutputLocation, manifest: Manifest) -> None:
+    """``-f html``: the folder index of every page the manifest lists as done (earlier runs' included)."""
+    from ..tag.report import write_index
+    from ..tag.report.params import INDEX_NAME
+
+    pages = manifest.outputs(".html")
+    if len(pages) > 1 or (pages and Path(location.root, INDEX_NAME).exists()):
+        write_index(location.root, pages)
+
+
 def _dataset(spec, source: InputSource, skip, only, n_workers: int, actor_cpus: float):
     import ray.data
     from ray.data import ActorPoolStrategy, DataContext
@@ -297,6 +308,8 @@ def _execute(spec, source, location, manifest: Manifest, skip, only, n_workers, 
         else:
             run.missing = manifest.add_missing(source.chunks(), status, reason)
         manifest.write()
+    if "html" in spec.get("formats", ()) and not location.remote:
+        _write_index(location, manifest)
     _summary(run, manifest, quiet)
     return run
 

@@ -182,6 +182,14 @@ class Manifest:
         values = pc.value_counts(table["status"]).to_pylist() if table.num_rows else []
         return {v["values"]: v["counts"] for v in values}
 
+    def outputs(self, suffix: str, statuses: Iterable[str] = ("done", "skipped")) -> list[str]:
+        """Every output path ending in ``suffix`` of the rows whose status is one of ``statuses``."""
+        import pyarrow.compute as pc
+
+        table = self._merged()
+        rows = table.filter(pc.is_in(table["status"], value_set=_array(list(statuses))))
+        return [p for p in pc.list_flatten(rows["outputs"]).to_pylist() if p and p.endswith(suffix)]
+
     def failed(self, limit: int = 20) -> list[tuple[str, str]]:
         """``(path, error)`` of up to ``limit`` failed rows."""
         import pyarrow.compute as pc
