@@ -25,11 +25,19 @@ import os
 from pathlib import Path
 
 from .errors import ModelError, ParameterError
+from .params import DEFAULT_LEFT, DEFAULT_RIGHT
 
 FORMATS = ("tflite", "onnx")
 """``--format`` choices."""
 ONNX_OPSET = 17
 """ONNX opset of exported models (``DFT`` needs 17)."""
+LABELS_SUFFIX = ".labels.txt"
+"""A custom model's labels are written beside its export as ``<file>.labels.txt``, one per line."""
+EXPORT_REFUSED = {
+    "vggish": "VGGish's PCA and 8-bit quantisation are not in the export graph",
+    "panns": "the PANNs 32 kHz front end and network are not in the export graph",
+}
+"""Why a custom model on another backbone is refused (the ``--model`` error says it), by name prefix."""
 
 
 def export_keras(model, path: str | os.PathLike, fmt: str = "tflite") -> Path:
@@ -93,49 +101,131 @@ def export_keras(model, path: str | os.PathLike, fmt: str = "tflite") -> Path:
 
 def waveform_model(model: str | os.PathLike = "yamnet", *, checkpoint: str | os.PathLike | None = None,
                    model_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                   samples: int | None = None):
+                   samples: int | None = None, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT):
     """The waveform → scores Keras model of a ``--model`` value.
 
     Parameters
     ----------
     model : str or path-like
-        ``yamnet`` or a YAMNet ``.h5``/``.tflite`` file.
+        ``yamnet``, a YAMNet ``.h5``/``.tflite`` file, or a custom model ``.npz`` (``audiotagger train
+        --audio``) whose backbone is YAMNet.
     checkpoint, model_dir, offline
-        As for ``tag``.
+        As for ``tag`` (for a custom model: where its YAMNet backbone's weights are).
     samples : int, optional
         Input length in 16 kHz samples (default 15,600: one 0.975 s patch, the input of Google's
         classification TFLite model; longer inputs give ``1 + ceil((samples - 15600) / 7680)`` rows).
+    left, right : int
+        Custom models only: rows of context before/after each row, as ``tag --left/--right``.
 
     Returns
     -------
     keras.Model
-        Input ``waveform`` ``(samples,)``; output scores ``(patches, classes)``.
+        Input ``waveform`` ``(samples,)``; output scores ``(patches, classes)`` (a custom model: its
+        labels' probabilities, one row per YAMNet patch, as :class:`~audiotagger.tag.tagger.CustomBackend`
+        gives for the same waveform).
 
     Raises
     ------
     ParameterError
-        A model that cannot be exported (VGGish, PANNs) or a bad ``samples``.
+        A model that cannot be exported (VGGish, PANNs, or a custom model on those backbones) or a bad
+        ``samples``/``left``/``right``.
+    ModelError
+        A custom model file that cannot be read.
     """
     from .tag.tagger import backend_name
 
     backend = backend_name(model)
-    if backend != "yamnet":
-        raise ParameterError(f"--model: export supports YAMNet (yamnet, a yamnet.h5 or .tflite file), "
-                             f"not {backend} model {os.fspath(model) if model else 'default'!r}")
+    if backend not in ("yamnet", "custom"):
+        raise ParameterError(f"--model: export supports YAMNet (yamnet, a yamnet.h5 or .tflite file) and "
+                             f"custom models on the YAMNet backbone, not {backend} model "
+                             f"{os.fspath(model) if model else 'default'!r}")
     from .yamnet import params as yp
-    from .yamnet.model import build_waveform_model
-    from .yamnet.weights import load_model
 
     samples = yp.PATCH_SAMPLES if samples is None else samples
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
         raise ParameterError(f"--samples: must be a positive number of samples, got {samples!r}")
+    if backend == "custom":
+        return _custom_waveform_model(model, int(samples), left, right, checkpoint=checkpoint,
+                                      model_dir=model_dir, offline=offline)
+    from .yamnet.model import build_waveform_model
+    from .yamnet.weights import load_model
+
     network, _ = load_model(model, checkpoint, model_dir=model_dir, offline=offline)
     return build_waveform_model(network, int(samples))
 
 
+def patch_count(samples: int) -> int:
+    """YAMNet patches (rows) of ``samples`` samples: ``1 + ceil(max(0, samples - 15600) / 7680)``."""
+    from .yamnet import params as yp
+
+    return 1 + -(-max(0, int(samples) - yp.PATCH_SAMPLES) // yp.PATCH_HOP_SAMPLES)
+
+
+def custom_labels(model: str | os.PathLike) -> tuple[str, ...] | None:
+    """A custom model file's labels (the exported scores' columns), or None for other models."""
+    from .tag.tagger import model_labels
+
+    labels = model_labels(model)
+    return None if labels is None else tuple(labels.mids)
+
+
+def _custom_waveform_model(model, samples: int, left: int, right: int, **weights):
+    """YAMNet front end + network → 1024-d rows → constant gather of the context windows → classifier."""
+    from .classifier import load_classifier
+    from .classifier.store import read_config
+    from .params import CLIP_SECONDS
+    from .tag.windows import check_context, window_indices
+
+    left, right = check_context(left, right)
+    config, _ = read_config(model)
+    backbone = config.get("backbone")
+    if backbone != "yamnet":
+        why = next((v for k, v in EXPORT_REFUSED.items() if str(backbone).startswith(k)),
+                   "only YAMNet is in the export graph")
+        raise ParameterError(f"--model: {os.fspath(model)}: export supports custom models on the yamnet "
+                             f"backbone, not {backbone!r} ({why})")
+    import keras
+    import numpy as np
+
+    from .yamnet import params as yp
+    from .yamnet.model import build_waveform_model
+    from .yamnet.weights import load_model
+
+    classifier = load_classifier(model)
+    if (classifier.embedding_size, classifier.dtype) != (yp.EMBEDDING_SIZE, np.dtype("float32")):
+        raise ModelError(f"{model}: expects {classifier.dtype} rows of width {classifier.embedding_size}, "
+                         f"backbone 'yamnet' gives float32 rows of width {yp.EMBEDDING_SIZE}")
+    network, _ = load_model("yamnet", weights.pop("checkpoint"), **weights)
+    embed = build_waveform_model(network, samples, output="embeddings")
+    # The windows CustomBackend builds for this many rows (tag/windows.py), fixed at export time.
+    index = window_indices(patch_count(samples), left, right, CLIP_SECONDS).astype(np.int32)
+    rows = embed.output
+    windows = keras.layers.Lambda(lambda r: keras.ops.take(r, keras.ops.convert_to_tensor(index), axis=0),
+                                  name="context_windows")(rows)
+    scores = classifier.model(windows)               # float32 rows: the classifier's scaling is the identity
+    return keras.Model(embed.input, scores, name=f"{classifier.name}_waveform".replace("/", "_"))
+
+
 def export_model(path: str | os.PathLike, fmt: str = "tflite", model: str | os.PathLike = "yamnet",
                  **kwargs) -> Path:
-    """Build :func:`waveform_model` and write it with :func:`export_keras` (``audiotagger export``)."""
+    """Build :func:`waveform_model` and write it with :func:`export_keras` (``audiotagger export``).
+
+    A custom model's labels (the score columns, in order) are written beside it, one per line, as
+    :func:`labels_path` ``(path)``.
+    """
+    from .fileio import atomic_write_text
+
     if fmt not in FORMATS:
         raise ParameterError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    return export_keras(waveform_model(model, **kwargs), path, fmt)
+    keras_model = waveform_model(model, **kwargs)
+    labels = custom_labels(model)
+    path = export_keras(keras_model, path, fmt)
+    if labels is not None:
+        atomic_write_text(labels_path(path), "".join(f"{x}\n" for x in labels))
+    return path
+
+
+def labels_path(path: str | os.PathLike) -> Path:
+    """Where :func:`export_model` writes a custom model's labels: ``<file>.labels.txt``."""
+    path = Path(path)
+    return path.with_name(path.name + LABELS_SUFFIX)
