@@ -138,9 +138,10 @@ def test_custom_model_on_another_backbone_is_refused(custom_model, tmp_path, cap
         model = tmp_path / f"{backbone}.npz"
         np.savez(model, **{**arrays, "config": np.array(json.dumps({**config, "backbone": backbone}))})
         out = tmp_path / f"{backbone}.tflite"
-        code = main(["export", "--model", str(model), "-o", str(out), "--offline"])
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "--model", str(model), "-o", str(out), "--offline"])
         err = capsys.readouterr().err.strip()
-        assert code == 2 and "\n" not in err, err
+        assert exit_.value.code == 2 and "\n" not in err, err
         assert err.startswith(f"audiotagger: error: --model: {model}: export supports custom models on the "
                               f"yamnet backbone, not {backbone!r} (") and why in err
         assert list(tmp_path.glob(f"{backbone}.tflite*")) == []
