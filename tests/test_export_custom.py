@@ -5,11 +5,12 @@ The exported graph (YAMNet's TensorFlow front end and network → the constant g
 compared with :class:`~audiotagger.tag.tagger.CustomBackend` (numpy front end, numpy window indices,
 the classifier's own ``predict``) on the same waveform.
 
-Tolerance: both paths hold the same float32 weights. They differ only in the front end (tagging's numpy
-STFT/mel vs. the graph's ``RFFT``/``MatMul``, float32 rounding in a different order: the YAMNet export test
-holds them to 1e-4 on the 521 sigmoid scores) and in the converters' float32 kernels, so the probabilities
-must agree to ``atol=1e-4`` (max |Δ| measured: see the report in the commit); the window gather itself is exact
-(same integer indices), which the row-by-row comparison with ``--left``/``--right`` != defaults checks.
+Tolerance: both paths hold the same float32 weights and the window gather is exact (the same integer
+indices, fixed at export time), so they differ only by float32 rounding: tagging's numpy front end vs.
+the graph's ``RFFT``/``MatMul`` (summed in another order), and the converters' kernels. Measured on this
+piece: max |Δprob| 3.3e-7 (Keras graph), 8.9e-8 (TFLite), 1.2e-7 (ONNX Runtime). The test allows
+``atol=1e-5``: 30× that, room for a trained classifier's sharper softmax and other CPUs' kernels, yet far
+below the 1e-3 a one-row shift of the context windows makes here (checked below).
 
 The classifier is built and stored like ``train --audio --backbone yamnet`` stores its best model (config with
 ``backbone`` and ``labels``) but with seeded random weights instead of 150 training iterations: what is under
@@ -113,7 +114,7 @@ def test_exported_custom_model_matches_tagging(fmt, exported, expected, waveform
     got = run_file(path, fmt, waveform)
     assert expected.shape == got.shape == (16, len(LABELS))
     assert expected.std(axis=0).min() > 1e-3 and expected.std(axis=1).min() > 1e-3   # not a constant
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)                  # single-label softmax
 
 
@@ -123,7 +124,7 @@ def test_keras_graph_matches_tagging_and_windows_follow_the_flags(custom_model, 
 
     ours = np.asarray(waveform_model(custom_model, model_dir=yamnet_home, offline=True, samples=SAMPLES,
                                      left=LEFT, right=RIGHT)(waveform))
-    np.testing.assert_allclose(ours, expected, atol=1e-4)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
     default = np.asarray(waveform_model(custom_model, model_dir=yamnet_home, offline=True,
                                         samples=SAMPLES)(waveform))
     assert np.abs(default - ours).max() > 1e-3                  # other context, other scores
