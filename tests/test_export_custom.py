@@ -1,4 +1,4 @@
-"""``audiotagger export --model mine.npz``: a custom model on the YAMNet backbone as one waveform → scores file.
+"""``audiotagger export --model mine.npz``: a custom YAMNet-backbone model as one waveform → scores file.
 
 The exported graph (YAMNet's TensorFlow front end and network → the constant gather of the context windows
 → the user's classifier) is run with the TFLite interpreter and ONNX Runtime on a real recording and
