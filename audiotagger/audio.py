@@ -39,6 +39,9 @@ DEFAULT_SAMPLE_RATE = 16000
 CHUNK_SECONDS = 10.0
 """Seconds of native audio read from ffmpeg at a time (bounds the memory of a decode)."""
 RESAMPLER_QUALITY = "VHQ"
+RESAMPLERS = ("soxr", "resampy")
+"""``--resampler`` choices: libsoxr VHQ, streamed (default), or resampy ``kaiser_best`` on the whole
+signal, as Google's VGGish code resamples (optional dependency; memory grows with the duration)."""
 """libsoxr quality recipe used for every rate conversion."""
 
 _WAVE_FORMAT_IEEE_FLOAT = 3
@@ -66,8 +69,8 @@ def ffmpeg_exe() -> str:
 
 def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
                  chunk_seconds: float = CHUNK_SECONDS,
-                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None
-                 ) -> Iterator[np.ndarray]:
+                 pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
+                 resampler: str = "soxr") -> Iterator[np.ndarray]:
     """Decode a media file chunk by chunk to mono float32 at ``sr``.
 
     Parameters
@@ -84,6 +87,10 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         ``pre_resample(chunk, native_rate, last) -> samples``, called on every chunk in order and
         with ``last=True`` on the final (possibly empty) one (e.g.
         :class:`audiotagger.vggish.features.SecondSplicer`).
+    resampler : {"soxr", "resampy"}
+        ``soxr`` resamples chunk by chunk (libsoxr VHQ stream); ``resampy`` holds the whole mono signal
+        at the native rate and resamples it once at the end (Google's VGGish code; memory grows
+        with the duration, about 176 kB per second at 44.1 kHz).
 
     Yields
     ------
@@ -100,6 +107,7 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
     """
     path = Path(path)
     sr = _check_rate(sr)
+    resampler = check_resampler(resampler)
     _check_file(path)
     with tempfile.TemporaryFile() as errfile:
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
@@ -111,7 +119,7 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         except OSError as exc:
             raise AudioError(f"{path}: cannot run ffmpeg ({exc})") from None
         try:
-            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample)
+            yield from _read_wav_stream(path, proc, errfile, sr, chunk_seconds, pre_resample, resampler)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -203,8 +211,29 @@ def check_finite(x: np.ndarray, name: str, sr: float | None = None, offset: int 
         raise AudioError(f"{name}: {int((~finite).sum())} non-finite samples (NaN or Inf){where}")
 
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """Resample a mono signal with libsoxr (VHQ); the identity when the rates are equal.
+def check_resampler(resampler: str | None) -> str:
+    """Validate ``--resampler`` (None: soxr); resampy must be installed.
+
+    Raises
+    ------
+    ParameterError
+        Unknown name, or resampy asked for but not installed.
+    """
+    name = "soxr" if resampler is None else str(resampler).lower()
+    if name not in RESAMPLERS:
+        raise ParameterError(f"--resampler: unknown {resampler!r} (choose from {', '.join(RESAMPLERS)})")
+    if name == "resampy":
+        import importlib.util
+
+        if importlib.util.find_spec("resampy") is None:
+            raise ParameterError("--resampler resampy: resampy is not installed "
+                                 "(pip install 'audiotagger[resampy]')")
+    return name
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int = DEFAULT_SAMPLE_RATE, resampler: str = "soxr"
+             ) -> np.ndarray:
+    """Resample a mono signal; the identity when the rates are equal.
 
     Parameters
     ----------
@@ -212,11 +241,18 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = DEFAULT_SAMPLE_RATE) -> np
         Mono float signal.
     sr_in, sr_out : int
         Input and output rates in Hz.
+    resampler : {"soxr", "resampy"}
+        libsoxr VHQ, or resampy's ``kaiser_best`` computed in float64 (Google's VGGish code).
 
     Returns
     -------
     np.ndarray [shape=(round(n * sr_out / sr_in),), dtype=float32]
     """
+    if check_resampler(resampler) == "resampy" and int(sr_in) != int(sr_out):
+        import resampy
+
+        y = resampy.resample(np.asarray(x, dtype=np.float64), int(sr_in), int(sr_out), filter="kaiser_best")
+        return y.astype(np.float32)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if int(sr_in) == int(sr_out):
         return x
@@ -245,7 +281,7 @@ def _check_file(path: Path) -> None:
 
 
 def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
-                     pre_resample=None) -> Iterator[np.ndarray]:
+                     pre_resample=None, resampler: str = "soxr") -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     out = proc.stdout
     header = out.read(12)
@@ -272,11 +308,15 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
     if not channels or not rate:
         raise AudioError(f"{path}: ffmpeg wrote no audio format")
 
-    resampler = None
-    if rate != sr:
+    whole: list[np.ndarray] | None = None     # resampy: the native-rate signal, resampled at the end
+    if rate != sr and resampler == "resampy":
+        whole, resampler = [], None
+    elif rate != sr:
         import soxr
 
         resampler = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality=RESAMPLER_QUALITY)
+    else:
+        resampler = None
     frame_bytes = 4 * channels
     chunk_bytes = max(1, int(chunk_seconds * rate)) * frame_bytes
     done = 0
@@ -291,12 +331,20 @@ def _read_wav_stream(path: Path, proc: subprocess.Popen, errfile, sr: int, chunk
             mono = pre_resample(mono, rate, last)
         if resampler is not None:
             mono = resampler.resample_chunk(mono, last=last)
+        if whole is not None:
+            whole.append(np.array(mono))
+            mono = mono[:0]
         if last:
             proc.wait()
             if proc.returncode != 0 or _error_lines(errfile):
                 raise _ffmpeg_error(path, errfile, proc.returncode)
             if done == 0:
                 raise AudioError(f"{path}: no audio samples (zero-length audio stream)")
+            if whole is not None:
+                y = resample(np.concatenate(whole), rate, sr, "resampy")
+                step = max(1, int(chunk_seconds * sr))
+                yield from (y[i:i + step] for i in range(0, len(y), step))
+                return
         if len(mono):
             yield mono
         if last:

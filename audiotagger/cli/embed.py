@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, expand_inputs, positive_float, positive_int, run_each
+from .common import EXIT_OK, add_engine_arguments, expand_inputs, positive_float, positive_int, run_each
 
 FORMATS = {"npz": ".npz", "tfrecord": ".tfrecord"}
 
@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model-dir", metavar="DIR", help="model cache folder")
     p.add_argument("--offline", action="store_true", default=None, help="never download models")
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
-                   help="examples per network call (default 16)")
+                   help="examples per network call (default: 16 with --engine tf, 256 with onnx)")
+    add_engine_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary unless something fails")
@@ -70,6 +71,12 @@ def run(args) -> int:
     if args.format == "tfrecord" and args.save_logmel:
         raise ParameterError("--save-logmel: only with -f npz (the AudioSet format has no log-mels)")
     framing_hop(args.hop, args.compat_truncate)
+    from ..engine import check_engine
+
+    check_engine(args.engine, args.precision)
+    from ..audio import check_resampler
+
+    check_resampler(args.resampler)
     suffix = FORMATS[args.format]
     items, problems = expand_inputs(args.inputs, recursive=args.recursive)
 
@@ -95,10 +102,10 @@ def run(args) -> int:
         results = yam.iter_embed([item.path for item in todo])
     elif todo:
         from ..vggish.embed import VGGishEmbedder
-        from ..vggish.model import DEFAULT_BATCH_SIZE
 
         embedder = VGGishEmbedder(args.checkpoint, args.pca_params, args.model_dir, args.offline,
-                                  batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
+                                  batch_size=args.batch_size, engine=args.engine, precision=args.precision,
+                                  resampler=args.resampler)
         results = embedder.iter_embed([item.path for item in todo], hop=args.hop,
                                       save_logmel=args.save_logmel, progress=not args.quiet,
                                       compat_truncate=args.compat_truncate)

@@ -15,11 +15,13 @@ from ..params import (
     DEFAULT_RIGHT,
     DEFAULT_THRESHOLD,
     DEFAULT_TOP_K,
+    ONNX_PANNS_BATCH,
     OUTPUT_FORMATS,
     TAG_BATCH_SIZE,
 )
 from ..yamnet import params as yp
 from .common import (
+    add_engine_arguments,
     expand_inputs,
     nonnegative_int,
     positive_float,
@@ -78,7 +80,9 @@ def add_parser(sub) -> None:
                         f"patches centred in it; {yp.NATIVE_HOP_DURATION} keeps the patches)")
     m.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help=f"windows per network call (default: {TAG_BATCH_SIZE} context windows; PANNs: "
-                        f"{pp.DEFAULT_BATCH_SIZE}; YAMNet: {yp.DEFAULT_BATCH_SIZE} patches)")
+                        f"{pp.DEFAULT_BATCH_SIZE} with --engine tf, {ONNX_PANNS_BATCH} with onnx; YAMNet: "
+                        f"{yp.DEFAULT_BATCH_SIZE} patches)")
+    add_engine_arguments(m)
     d = p.add_argument_group("display")
     d.add_argument("--threshold", type=probability, default=None, metavar="T",
                    help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
@@ -147,6 +151,15 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
     check_context(args.left, args.right)
     backend = backend_name(args.model)
+    from ..engine import check_engine
+
+    check_engine(args.engine, args.precision)
+    if args.resampler is not None:
+        from ..audio import check_resampler
+
+        check_resampler(args.resampler)
+        if backend != "vggish":
+            raise ParameterError(f"--resampler: only for the VGGish backend, not {backend} models")
     check_backend_options(backend, compat_truncate=args.compat_truncate,
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
@@ -218,7 +231,9 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.reconfigure(errors="replace")
         if not from_probs and to_tag:
             tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                                 model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+                                 model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size,
+                                 engine=args.engine, precision=args.precision,
+                                 **({"resampler": args.resampler} if args.resampler else {}))
             # one stream over every input to tag (the VGGish embedder batches examples across files)
             results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
                                       sample_duration=args.sample_duration, hop_duration=args.hop_duration,
