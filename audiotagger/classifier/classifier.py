@@ -199,8 +199,8 @@ def _audioset_classifier(path: Path) -> bool:
             config = json.loads(str(npz["config"]))
     except Exception:  # unreadable files: the normal path reports them
         return True
-    return (config.get("backbone") in (None, "vggish") and int(config.get("embedding_size", EMBEDDING_SIZE))
-            == EMBEDDING_SIZE and str(config.get("input_dtype", "uint8")) == "uint8")
+    custom = ("backbone", "labels", "embedding_size", "input_dtype")
+    return not any(key in config for key in custom)
 
 
 def _load_keras(path: Path) -> Classifier:
