@@ -15,6 +15,7 @@ _LAZY = {
     "embed_file": "audiotagger.vggish.embed",
     "embed_waveform": "audiotagger.vggish.embed",
     "tag_file": "audiotagger.tag.tagger",
+    "listen": "audiotagger.live",
     "load_audio": "audiotagger.audio",
     "load_labels": "audiotagger.labels",
     "AudioTaggerError": "audiotagger.errors",

@@ -20,6 +20,10 @@ class AudioError(AudioTaggerError):
     """An input cannot be decoded to audio (missing, not media, corrupt, no audio stream, ...)."""
 
 
+class StreamStalled(AudioError):
+    """A live source delivered no audio for longer than its stall timeout."""
+
+
 class ModelError(AudioTaggerError):
     """A model file (checkpoint, PCA parameters, classifier) is missing, corrupt or of the wrong shape."""
 

@@ -202,3 +202,193 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "yamnet-h5": check_yamnet_h5,
 }
 """Structure check for each ``ModelInfo.format`` of the registry."""
+
+
+# --- full checks: every byte the format protects, every tensor read ------------------------------
+
+_CRC_MASK_DELTA = 0xA282EAD8
+
+
+def _unmask_crc(masked: int) -> int:
+    rot = (masked - _CRC_MASK_DELTA) & 0xFFFFFFFF
+    return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
+
+
+def _read_block(fh, path: Path, offset: int, size: int, file_size: int, what: str) -> bytes:
+    """Read one table block and check its masked CRC32C (over the contents and the type byte)."""
+    import google_crc32c
+
+    if offset + size + BLOCK_TRAILER_SIZE > file_size:
+        raise ModelError(f"{path}: corrupt TensorFlow checkpoint: {what} at byte {offset} runs past the end")
+    fh.seek(offset)
+    data = fh.read(size + BLOCK_TRAILER_SIZE)
+    contents, kind, stored = data[:size], data[size:size + 1], int.from_bytes(data[size + 1:], "little")
+    if google_crc32c.value(contents + kind) != _unmask_crc(stored):
+        raise ModelError(f"{path}: corrupt TensorFlow checkpoint: checksum mismatch in the {what} at byte "
+                         f"{offset} ({size} bytes)")
+    if kind != b"\0":
+        raise ModelError(f"{path}: compressed table blocks are not supported ({what} at byte {offset})")
+    return contents
+
+
+def _block_entries(block: bytes, path: Path, what: str):
+    """Yield ``(key, value)`` of a table block (prefix-compressed keys, restart array at the end)."""
+    if len(block) < 4:
+        raise ModelError(f"{path}: corrupt TensorFlow checkpoint: {what} too short")
+    restarts = int.from_bytes(block[-4:], "little")
+    end = len(block) - 4 - 4 * restarts
+    if end < 0:
+        raise ModelError(f"{path}: corrupt TensorFlow checkpoint: bad restart count in the {what}")
+    pos, key = 0, b""
+    try:
+        while pos < end:
+            shared, pos = _varint(block, pos)
+            unshared, pos = _varint(block, pos)
+            length, pos = _varint(block, pos)
+            if shared > len(key) or pos + unshared + length > end:
+                raise ValueError("entry past the end")
+            key = key[:shared] + block[pos:pos + unshared]
+            pos += unshared
+            yield key, block[pos:pos + length]
+            pos += length
+    except ValueError as exc:
+        raise ModelError(f"{path}: corrupt TensorFlow checkpoint: bad entry in the {what} ({exc})") from None
+
+
+def check_tf_table_checksums(path: str | os.PathLike) -> int:
+    """Check every block of a TensorFlow table file (V1 checkpoint) against its CRC32C.
+
+    Walks the footer, the index and meta-index blocks and every data block the index lists; the
+    CRC of each block covers every byte of the tensors stored in it.
+
+    Returns
+    -------
+    int
+        The number of data blocks checked.
+
+    Raises
+    ------
+    ModelError
+        A checksum mismatch (naming the block's offset), a bad footer or block handle.
+    """
+    path = Path(path)
+    check_tf_table(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(size - TABLE_FOOTER_SIZE)
+        footer = fh.read(TABLE_FOOTER_SIZE)
+        meta_off, pos = _varint(footer, 0)
+        meta_len, pos = _varint(footer, pos)
+        index_off, pos = _varint(footer, pos)
+        index_len, pos = _varint(footer, pos)
+        _read_block(fh, path, meta_off, meta_len, size, "meta-index block")
+        index = _read_block(fh, path, index_off, index_len, size, "index block")
+        count = 0
+        for _key, handle in _block_entries(index, path, "index block"):
+            try:
+                offset, p = _varint(handle, 0)
+                length, _ = _varint(handle, p)
+            except ValueError:
+                raise ModelError(f"{path}: corrupt TensorFlow checkpoint: bad block handle") from None
+            block = _read_block(fh, path, offset, length, size, "data block")
+            for _ in _block_entries(block, path, "data block"):
+                pass
+            count += 1
+    return count
+
+
+def check_zip_members(path: str | os.PathLike) -> None:
+    """Read every member of a zip archive (``.npz``, ``.keras``, a PyTorch zip) and check its CRC-32.
+
+    Raises
+    ------
+    ModelError
+        Not a zip archive, or a member whose data does not match its CRC (named).
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ModelError(f"{path}: corrupt archive ({exc})") from None
+    if bad is not None:
+        raise ModelError(f"{path}: corrupt archive: member {bad} fails its CRC-32 check")
+
+
+def check_npz_arrays(path: str | os.PathLike) -> None:
+    """CRC-check and read every array of an ``.npz`` (never unpickling); non-finite floats are corrupt."""
+    import numpy as np
+
+    path = Path(path)
+    check_zip_members(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for name in npz.files:
+                arr = npz[name]
+                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    raise ModelError(f"{path}: array {name!r} holds NaN or infinite values")
+    except ModelError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: unreadable array ({exc})") from None
+
+
+def check_hdf5_datasets(path: str | os.PathLike) -> None:
+    """Read every dataset of an HDF5 file (the library checks its metadata checksums and Fletcher-32)."""
+    import h5py
+    import numpy as np
+
+    path = Path(path)
+    problems: list[str] = []
+
+    def visit(name, obj) -> None:
+        if isinstance(obj, h5py.Dataset) and not problems:
+            value = obj[()]
+            if np.asarray(value).dtype.kind == "f" and not np.isfinite(value).all():
+                problems.append(f"dataset {name!r} holds NaN or infinite values")
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: corrupt HDF5 file ({first})") from None
+    if problems:
+        raise ModelError(f"{path}: {problems[0]}")
+
+
+def check_vggish_checkpoint(path: str | os.PathLike) -> None:
+    """Full check of a VGGish V1 checkpoint: every block's CRC32C, then every variable read (TensorFlow)."""
+    check_tf_table_checksums(path)
+    from .vggish.checkpoint import iter_checkpoint
+
+    for _ in iter_checkpoint(path):
+        pass
+
+
+def check_keras_file(path: str | os.PathLike) -> None:
+    """Full check of a Keras model file: zip CRCs (``.keras``) or every HDF5 dataset (``.h5``)."""
+    check_keras(path)
+    if Path(path).name.endswith(".keras"):
+        check_zip_members(path)
+    else:
+        check_hdf5_datasets(path)
+
+
+def check_torch_file(path: str | os.PathLike) -> None:
+    """Full check of a PyTorch checkpoint: the structure, and every member's CRC-32 in the zip format."""
+    check_torch_checkpoint(path)
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"PK":
+            check_zip_members(path)
+
+
+FULL_CHECKS: dict[str, Callable[[Path], None]] = {
+    "tf-v1-checkpoint": check_vggish_checkpoint,
+    "vggish-pca-npz": lambda p: (CHECKS["vggish-pca-npz"](p), check_npz_arrays(p)),
+    "torch-checkpoint": check_torch_file,
+    "classifier-npz": lambda p: (CHECKS["classifier-npz"](p), check_npz_arrays(p)),
+    "keras": check_keras_file,
+}
+"""The full check of each ``ModelInfo.format`` (``models verify`` and ``models import``): every checksum
+the format carries, and every tensor read."""

@@ -188,11 +188,32 @@ def get_info(name: str) -> ModelInfo:
         raise ParameterError(f"{name}: unknown model (known: {', '.join(REGISTRY)})") from None
 
 
+def check_mirror(mirror: str) -> str:
+    """Return ``$AUDIOTAGGER_MIRROR`` if it is an ``http://``, ``https://`` or ``file://`` URL.
+
+    Raises
+    ------
+    ParameterError
+        Anything else (a bare host, a typo in the scheme, a space), naming the variable and the value.
+    """
+    try:
+        parts = urllib.parse.urlsplit(mirror)
+        ok = (parts.scheme in ("http", "https") and bool(parts.hostname)) or (
+            parts.scheme == "file" and bool(parts.path))
+        if parts.port is not None and not 0 < parts.port < 65536:
+            ok = False
+    except ValueError:       # a bad port or IPv6 literal
+        ok = False
+    if not ok or any(c.isspace() for c in mirror):
+        raise ParameterError(f"{MIRROR_ENV}: not an http://, https:// or file:// URL: {mirror!r}")
+    return mirror
+
+
 def url_for(info: ModelInfo) -> str:
     """Return the address to fetch ``info`` from: ``$AUDIOTAGGER_MIRROR/<file>`` or the official URL."""
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     if mirror:
-        return f"{mirror.rstrip('/')}/{urllib.parse.quote(info.filename)}"
+        return f"{check_mirror(mirror).rstrip('/')}/{urllib.parse.quote(info.filename)}"
     return info.url
 
 
@@ -233,7 +254,7 @@ def _drop_stamp(path: Path) -> None:
         _stamp_path(path).unlink()
 
 
-def verify_file(info: ModelInfo, path: str | os.PathLike, *, full: bool = True) -> Path:
+def verify_file(info: ModelInfo, path: str | os.PathLike, *, full: bool = True, stamp: bool = False) -> Path:
     """Check ``path`` as a copy of ``info``; raise :class:`ModelError` naming it and the problem.
 
     Parameters
@@ -246,21 +267,29 @@ def verify_file(info: ModelInfo, path: str | os.PathLike, *, full: bool = True) 
         Hash the whole file even if its stamp says it was verified (``models verify``); False checks
         size and structure, and hashes only a file without a valid stamp (the load-time check).
 
+    stamp : bool
+        ``path`` is a file of the model cache: record a successful full check in a stamp beside it
+        (if the folder allows). Never for files elsewhere (a user's copy, a shared read-only folder),
+        which are left exactly as they are.
+
     Returns
     -------
     pathlib.Path
-        ``path``; a stamp is written beside it after a successful full check (if the folder allows).
+        ``path``.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: {info.name} file not found")
-    hashed = full or not _stamp_valid(info, path)
+    hashed = full or not (stamp and _stamp_valid(info, path))
     try:
         check_file(path, info.expected, checksum=hashed)
+        if hashed and (full or info.kind != "packaged") and info.format in filecheck.FULL_CHECKS:
+            filecheck.FULL_CHECKS[info.format](path)   # every checksum of the format, every tensor
     except ModelError:
-        _drop_stamp(path)
+        if stamp:
+            _drop_stamp(path)
         raise
-    if hashed and info.kind != "packaged":
+    if hashed and stamp and info.kind != "packaged":
         _write_stamp(info, path)
     return path
 
@@ -314,7 +343,7 @@ def status(name: str, *, model_dir: str | os.PathLike | None = None, full: bool 
     size = path.stat().st_size
     try:
         if full:
-            verify_file(info, path, full=True)
+            verify_file(info, path, full=True, stamp=True)
         else:
             check_file(path, info.expected, checksum=False)
     except ModelError as exc:
@@ -348,6 +377,50 @@ def other_files(*, model_dir: str | os.PathLike | None = None) -> tuple[list[Pat
     derived = [p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)
                and not (p.parent == root and p.name in known)]
     return derived, partial
+
+
+def clean(*, model_dir: str | os.PathLike | None = None, partial: bool = False,
+          dry_run: bool = False) -> list[tuple[Path, int]]:
+    """Remove what the cache holds besides the model files (``audiotagger models clean``).
+
+    Parameters
+    ----------
+    model_dir : path-like, optional
+        Cache folder override.
+    partial : bool
+        Also remove interrupted downloads (``.<file>.part``; kept by default so they resume).
+    dry_run : bool
+        Remove nothing; only report.
+
+    Returns
+    -------
+    list of (pathlib.Path, int)
+        Each file removed (or that would be) and its size: converted weights (rebuilt on the next
+        load), temporary files of killed processes, and verification stamps of files no longer there.
+        Model files and their valid stamps are never touched.
+    """
+    from .fileio import sweep_stale_parts
+
+    root = cache_dir(model_dir)
+    if not root.is_dir():
+        return []
+    derived, partials = other_files(model_dir=model_dir)
+    doomed = list(derived) + (list(partials) if partial else [])
+    doomed += [p for p in root.glob(".*.verified")
+               if not (root / p.name.removeprefix(".").removesuffix(".verified")).is_file()]
+    out: list[tuple[Path, int]] = []
+    for p in doomed:
+        try:
+            size = p.stat().st_size
+            if not dry_run:
+                p.unlink()
+        except OSError:
+            continue
+        out.append((p, size))
+    if not dry_run:
+        for folder in {root, *(p.parent for p, _ in out)}:
+            out += [(p, 0) for p in sweep_stale_parts(folder)]
+    return out
 
 
 # --- lookup, download, import ---------------------------------------------------------------------
@@ -400,11 +473,11 @@ def locate(name: str, path: str | os.PathLike | None = None, *,
     if info.kind == "packaged":
         if not cached.is_file():
             raise ModelError(f"{cached}: packaged {name} model missing; reinstall audiotagger")
-        return verify_file(info, cached, full=False)
+        return verify_file(info, cached, full=False, stamp=True)
     problem = "not in the model cache"
     if cached.is_file():
         try:
-            return verify_file(info, cached, full=False)
+            return verify_file(info, cached, full=False, stamp=True)
         except ModelError as exc:
             problem = f"cached copy is corrupt ({str(exc).removeprefix(f'{cached}: ')})"
     if is_offline(offline):
@@ -461,7 +534,7 @@ def fetch(name: str, *, model_dir: str | os.PathLike | None = None, force: bool 
         raise DownloadError(f"{url}: not downloaded: offline mode is on (--offline or {OFFLINE_ENV}=1)")
     if not force and dest.is_file() and _stamp_valid(info, dest):
         with contextlib.suppress(ModelError):
-            return verify_file(info, dest, full=False)
+            return verify_file(info, dest, full=False, stamp=True)
     if progress:
         print(f"audiotagger: downloading {name} from {url} to {dest}", file=sys.stderr)
     if force:
@@ -538,6 +611,8 @@ def import_file(source: str | os.PathLike, name: str | None = None, *,
         raise ParameterError(f"{info.name}: is shipped with the package, nothing to import")
     try:
         check_file(source, info.expected, digests=digests)   # identify's digests: no second read
+        if info.format in filecheck.FULL_CHECKS:
+            filecheck.FULL_CHECKS[info.format](source)
     except ModelError as exc:
         why = str(exc).removeprefix(f"{source}: ")
         raise ModelError(f"{source}: not a valid {info.name} file ({info.filename}): {why}") from None

@@ -66,8 +66,9 @@ def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     if scores.ndim != 2 or scores.shape[1] != len(names) or scores.shape[0] != times.shape[0]:
         raise DataError(f"{path}: scores {scores.shape} and {times.shape[0]} time steps do not make an "
                         f"(n, {len(names)}) matrix")
-    if not np.issubdtype(scores.dtype, np.number) or not np.isfinite(scores).all():
-        raise DataError(f"{path}: scores are not finite numbers")
+    from .tag.result import check_scores
+
+    check_scores(scores, path, rows=True)
     return times, scores.astype(np.float32), names
 
 

@@ -36,3 +36,29 @@ def rng() -> np.random.Generator:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's model cache or the network's defaults from a test."""
     monkeypatch.setenv("AUDIOTAGGER_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    state = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            state[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_data_untouched():
+    """The suite must never write into ../shared (issue 13): no file added, changed or removed there."""
+    if not SHARED.is_dir():
+        yield
+        return
+    before = _tree_state(SHARED)
+    yield
+    after = _tree_state(SHARED)
+    changed = sorted(set(before.items()) ^ set(after.items()))
+    assert not changed, f"the tests wrote into {SHARED}: {sorted({name for name, _ in changed})[:10]}"

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from audiotagger.audio import ffmpeg_exe, load_audio, resample, stream_audio, to_mono
-from audiotagger.errors import AudioError, ParameterError
+from audiotagger.errors import AudioError, AudioTaggerWarning, ParameterError
 from tests.conftest import shared_file
 
 SR = 44100
@@ -106,7 +106,13 @@ def test_streamed_chunks_equal_the_whole_decode(media):
 
 def test_to_mono_averages_columns_and_rejects_integers():
     x = np.array([[1.0, 0.0], [0.5, 0.5]])
-    np.testing.assert_array_equal(to_mono(x), [0.5, 0.5])
+    np.testing.assert_array_equal(to_mono(x, channels_axis=1), [0.5, 0.5])
+    np.testing.assert_array_equal(to_mono(x, channels_axis=0), [0.75, 0.25])
+    with pytest.raises(ParameterError, match="cannot tell samples from channels"):
+        to_mono(x)                                           # (2, 2): ambiguous, refused
+    stereo = np.stack([np.linspace(-1, 1, 100), np.zeros(100)]).astype(np.float32)   # (2, 100)
+    np.testing.assert_allclose(to_mono(stereo), to_mono(stereo.T), atol=0)          # both layouts
+    np.testing.assert_allclose(to_mono(stereo), stereo[0] / 2, atol=1e-7)
     with pytest.raises(ParameterError, match="dtype int16"):
         to_mono(np.zeros(10, np.int16))
     with pytest.raises(ParameterError, match="shape"):
@@ -138,7 +144,10 @@ def test_non_media_and_truncated_files(tmp_path, media):
     assert "truncated or corrupt" in _error(tmp_path / "cut.mp4")
     wav = (media / "s_PCM_16.wav").read_bytes()
     (tmp_path / "cut.wav").write_bytes(wav[: len(wav) // 2 + 1])  # ends inside a sample frame
-    assert "truncated or corrupt" in _error(tmp_path / "cut.wav")
+    with pytest.warns(AudioTaggerWarning, match="damaged media: decoded"):   # keeps what decodes (issue 13)
+        assert len(load_audio(tmp_path / "cut.wav")) > 0
+    with pytest.raises(AudioError, match="damaged media.*--strict"):
+        list(stream_audio(tmp_path / "cut.wav", strict=True))
 
 
 def test_video_without_audio_stream(media):

@@ -85,7 +85,23 @@ def test_file_and_waveform_agree(embedder, wavs):
     assert a.source.endswith("b.wav") and a.duration == 5.0 and a.logmel is None
 
 
-def test_examples_are_batched_across_files_and_failures_isolated(embedder, wavs):
+def test_each_result_comes_before_the_next_file_is_read(embedder, wavs):
+    """Issue 13: a finished file's result is not held until the next file has been read."""
+    pulled = []
+
+    def sources():
+        for name in ("a", "b", "d"):
+            pulled.append(name)
+            yield wavs / f"{name}.wav"
+
+    seen = []
+    for path, result in embedder.iter_embed(sources()):
+        assert not isinstance(result, BaseException)
+        seen.append((path.stem, list(pulled)))
+    assert seen == [("a", ["a"]), ("b", ["a", "b"]), ("d", ["a", "b", "d"])]
+
+
+def test_examples_run_in_full_batches_and_failures_isolated(embedder, wavs):
     small = copy.copy(embedder)
     sizes = []
 
@@ -101,7 +117,8 @@ def test_examples_are_batched_across_files_and_failures_isolated(embedder, wavs)
     with pytest.warns(AudioTaggerWarning, match="c.wav: audio is 0.500 s"):
         results = list(small.iter_embed([wavs / f"{n}.wav" for n in names], save_logmel=True))
     assert [p.stem for p, _ in results] == names
-    assert sizes == [4, 4, 3]  # 3 + 5 + 1 + 2 examples share batches
+    # full batches within a file; its last partial batch runs when it ends (3, 5 = 4 + 1, 1, 2 examples)
+    assert sizes == [3, 4, 1, 1, 2]
     for (path, result), name in zip(results, names, strict=True):
         if name in ("broken", "missing"):
             assert isinstance(result, AudioError) and str(result).startswith(str(path))
@@ -176,11 +193,12 @@ def model_args(vggish_checkpoint, pca_file, model_dir):
 
 def test_cli_npz_outputs_failures_and_skips(wavs, tmp_path, model_args, capsys, embedder):
     out = tmp_path / "out"
-    with pytest.warns(AudioTaggerWarning):
-        code = _cli(wavs / "a.wav", wavs / "broken.wav", wavs / "c.wav", wavs / "nope.mp3", "-o", out,
-                    "--save-logmel", "-q", model_args=model_args)
+    code = _cli(wavs / "a.wav", wavs / "broken.wav", wavs / "c.wav", wavs / "nope.mp3", "-o", out,
+                "--save-logmel", "-q", model_args=model_args)
     assert code == 1
     err = capsys.readouterr().err
+    # the CLI prints every warning as one line in its own style (issue 13), not Python's
+    assert "audiotagger: warning: " in err and "c.wav: audio is 0.500 s" in err and "Warning:" not in err
     assert "broken.wav: not a media file" in err and "nope.mp3: no such file" in err
     assert sorted(p.name for p in out.iterdir()) == ["a.npz", "c.npz"]  # nothing partial, no temp files
     with np.load(out / "a.npz") as d:
@@ -229,7 +247,7 @@ def test_cli_refuses_two_inputs_with_one_output(wavs, tmp_path, model_args, caps
     sf.write(other / "a.flac", tone(1.0), 16000)
     out = tmp_path / "out"
     assert _cli(wavs / "a.wav", other / "a.flac", "-o", out, "-q", model_args=model_args) == 1
-    assert "would also be written by" in capsys.readouterr().err
+    assert "is also the output of" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["a.npz"]
 
 

@@ -100,16 +100,23 @@ def test_mp4_from_probs_without_video_fails_cleanly(tmp_path, capsys):
     code = main(["tag", "--from-probs", str(npz), "-f", "srt,mp4", "-o", str(tmp_path / "o")])
     assert code == 1
     assert "walk.wav" in capsys.readouterr().err
-    assert os.listdir(tmp_path / "o") == ["walk.srt"]
+    assert os.listdir(tmp_path / "o") == []      # a failed input leaves none of its outputs (issue 13)
 
 
 def test_smoothing_flag_forms():
     from audiotagger.cli import parse_args
+    from audiotagger.cli.common import smooth_steps
 
-    assert parse_args(["tag", "a.wav", "--smooth"]).smooth == 5
-    assert parse_args(["tag", "a.wav", "--smooth", "3"]).smooth == 3
-    assert parse_args(["tag", "a.wav", "--smooth-size", "4"]).smooth == 4
-    assert parse_args(["tag", "a.wav"]).smooth is None
+    def steps(*argv):
+        args = parse_args(["tag", "a.wav", *argv])
+        return smooth_steps(args.smooth, args.smooth_size, 5)
+
+    assert steps("--smooth") == 5
+    assert steps("--smooth", "3") == 3
+    assert steps("--smooth-size", "4") == 4
+    assert steps("--smooth", "--smooth-size", "4") == 4          # parse's spelling works for tag too
+    assert steps("--smooth", "no") == 0 and steps("--smooth", "yes") == 5
+    assert steps() is None
     assert parse_args(["tag", "a.wav", "--show_music_speech", "n"]).show_music_speech is False
     assert parse_args(["tag", "a.wav", "--show-music-speech"]).show_music_speech is True
     assert np.isclose(parse_args(["tag", "a.wav", "--threshold", "0.01"]).threshold, 0.01)

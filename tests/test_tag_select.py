@@ -136,8 +136,14 @@ def test_summary_hides_speech_music_and_reports_shares():
     p[:, DOG] = 0.6
     p[:, BARK] = 0.2
     sel = Selection(make_result(p), DisplayOptions(top_k=2))
-    (c1, s1, share1), (c2, s2, share2) = sel.summary()
-    assert (c1, c2) == (DOG, BARK) and s1 == pytest.approx(0.6) and share1 + share2 == pytest.approx(100.0)
-    assert "Dog" in sel.summary_text() and "Speech" not in sel.summary_text()
+    (c1, s1, shown1), (c2, s2, shown2) = sel.summary()
+    assert (c1, c2) == (DOG, BARK) and s1 == pytest.approx(0.6)
+    # the percentage is the part of the file where the tag is shown (issue 13), not a share of a sum
+    assert shown1 == pytest.approx(100.0) and shown2 == pytest.approx(100.0)
+    p[2:, BARK] = 0.05                  # under the 0.1 threshold in the last two of four steps
+    assert Selection(make_result(p), DisplayOptions(top_k=2)).summary()[1][2] == pytest.approx(50.0)
+    text = sel.summary_text()
+    assert "Dog" in text and "Speech" not in text
+    assert "class" in text.splitlines()[1] and "mean p" in text and "% of the seconds" in text
     sel = Selection(make_result(p), DisplayOptions(top_k=2, show_music_speech=True))
     assert sel.summary()[0][0] == SPEECH

@@ -126,7 +126,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_resume_after_kill_during_checkpoint_write(trained, small_h5, tmp_path):
+def test_resume_after_kill_during_checkpoint_write(trained, small_h5, tmp_path, capsys):
     ws_done, _ = trained
     ws = tmp_path / "ws"
     cmd = ["train", "--data-dir", str(small_h5), "--workspace", str(ws), "--tag", "tiny", *TINY,
@@ -139,8 +139,10 @@ def test_resume_after_kill_during_checkpoint_write(trained, small_h5, tmp_path):
     assert sorted(p.name for p in ckpt.glob("iter_*")) == ["iter_0000000.npz", "iter_0000002.npz"]
     assert list(ckpt.glob(".iter_0000004.npz.*"))                    # the orphaned temporary file
     (ckpt / "iter_0000003.npz").write_bytes(b"PK\x03\x04 half a file")  # and a damaged one, too
-    with pytest.warns(Warning, match="unreadable checkpoint skipped"):
-        assert main(cmd) == 0
+    assert main(cmd) == 0
+    err = capsys.readouterr().err
+    assert "audiotagger: warning: " in err and "unreadable checkpoint skipped" in err
+    assert f"resuming {ws / 'tiny'} at iteration 2 of 6 (checkpoint {ckpt / 'iter_0000002.npz'})" in err
     assert not list(ckpt.glob(".*"))
     assert "resumed at iteration 2" in sorted((ws / "tiny" / "logs").iterdir())[-1].read_text()
     # the resumed run drew exactly the batches and dropout masks of the uninterrupted one

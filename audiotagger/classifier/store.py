@@ -139,5 +139,8 @@ def restore_weights(model, weights: list[np.ndarray], source: str | os.PathLike)
         if tuple(arr.shape) != tuple(var.shape):
             raise ModelError(f"{source}: weight {var.path} has shape {arr.shape}, "
                              f"expected {tuple(var.shape)}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            raise ModelError(f"{source}: weight {var.path} holds NaN or infinite values (a damaged or "
+                             "diverged model)")
     model.set_weights([np.asarray(w, dtype=np.float32) if np.issubdtype(w.dtype, np.floating) else w
                        for w in weights])

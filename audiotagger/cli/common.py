@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import AudioTaggerError
+from ..errors import AudioTaggerError, DataError
 from ..params import MEDIA_EXTENSIONS
 
 __all__ = ["MEDIA_EXTENSIONS"]  # re-exported: the CLI's folder inputs and training folders share it
@@ -24,6 +24,50 @@ def error_line(exc: BaseException) -> str:
     """Format an exception as the one line the CLI prints for it."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"audiotagger: error: {text}"
+
+
+def warning_line(message, category=None, filename=None, lineno=None, file=None, line=None, *,
+                 debug: bool = False) -> None:
+    """``warnings.showwarning`` of the CLI: one line ``audiotagger: warning: <message>`` on stderr.
+
+    Written through tqdm so that progress bars are not torn; ``debug`` appends the source location.
+    """
+    from tqdm.auto import tqdm
+
+    text = str(message).strip().replace("\n", " ")
+    if debug and filename:
+        text += f" [{category.__name__ if category else 'Warning'} at {filename}:{lineno}]"
+    tqdm.write(f"audiotagger: warning: {text}", file=sys.stderr if file is None else file)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an ``OSError``: ``audiotagger: error: <file>: <strerror>``."""
+    name = exc.filename if exc.filename is not None else ""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return f"audiotagger: error: {name}: {why}" if name else f"audiotagger: error: {why}"
+
+
+def check_output_file(path: str | os.PathLike | None, flag: str) -> None:
+    """Before any work: make sure ``path`` can be written (its folder is created and probed).
+
+    Raises
+    ------
+    DataError
+        The folder cannot be created or written, or ``path`` is a folder; the message names the flag.
+    """
+    if path is None:
+        return
+    from ..fileio import ensure_writable_dir
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{flag} {path}: is a folder, expected a file name")
+    try:
+        ensure_writable_dir(path.parent if str(path.parent) else ".")
+        if path.exists() and not os.access(path, os.W_OK) and os.geteuid() != 0:
+            raise PermissionError(13, "Permission denied", str(path))
+    except OSError as exc:
+        raise DataError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 # --- argparse types -------------------------------------------------------------------------------
@@ -78,6 +122,31 @@ def str2bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (yes/no), got {text!r}")
 
 
+def smooth_value(text: str) -> int | bool:
+    """Argparse type of ``--smooth`` (``tag`` and ``parse`` alike): a step count N >= 0, or yes/no.
+
+    ``--smooth`` alone or ``--smooth yes`` smooths over ``--smooth-size`` steps (default 5); ``--smooth N``
+    over N steps; ``--smooth no`` or ``--smooth 0`` not at all.
+    """
+    if text.strip().lstrip("+-").isdigit():
+        return nonnegative_int(text)
+    try:
+        return str2bool(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number of steps or yes/no, got {text!r}") from None
+
+
+def smooth_steps(smooth: int | bool | None, size: int | None, default: int) -> int | None:
+    """Combine ``--smooth`` and ``--smooth-size`` into a step count (None: neither given)."""
+    if smooth is None:
+        return size
+    if smooth is True:
+        return default if size is None else size
+    if smooth is False:
+        return 0
+    return int(smooth)
+
+
 def _number(text: str, kind: type) -> int | float:
     try:
         return kind(text)
@@ -85,8 +154,11 @@ def _number(text: str, kind: type) -> int | float:
         raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
 
 
-def add_engine_arguments(group) -> None:
-    """Add ``--engine`` and ``--precision`` (shared by ``tag`` and ``embed``)."""
+def add_engine_arguments(group, *, resampler: bool = True) -> None:
+    """Add ``--engine`` and ``--precision``, and ``--resampler`` unless ``resampler`` is False.
+
+    ``tag`` and ``embed`` take all three; ``listen`` (live sources, never resampled as a whole) the first two.
+    """
     from ..engine import DEFAULT_ENGINE, DEFAULT_PRECISION, ENGINES, PRECISIONS
 
     group.add_argument("--engine", choices=ENGINES, default=None,
@@ -96,6 +168,8 @@ def add_engine_arguments(group) -> None:
                        help=f"network precision; int8 is ONNX Runtime static quantisation, calibrated "
                             f"once on the recordings in $AUDIOTAGGER_CALIBRATION (onnx only; default: "
                             f"{DEFAULT_PRECISION})")
+    if not resampler:
+        return
     group.add_argument("--resampler", choices=("soxr", "resampy"), default=None,
                        help="VGGish: resampling of inputs not at 16 kHz: soxr (VHQ, streamed; default) or "
                             "resampy (kaiser_best on the whole signal: Google's VGGish examples exactly; "
@@ -125,7 +199,8 @@ def expand_inputs(specs: Iterable[str], *, recursive: bool = False,
     specs : iterable of str
         Paths as typed. A directory contributes its media files (with ``recursive``, those of its
         sub-folders too, whose outputs go to matching sub-folders of the output folder). A pattern
-        with ``*``, ``?`` or ``[`` is expanded with :mod:`glob` (``**`` with ``recursive``).
+        with ``*``, ``?`` or ``[`` is expanded with :mod:`glob` (``**`` with ``recursive``). Folders
+        and patterns skip hidden files and our own ``*.tagged.mp4`` outputs.
     recursive : bool
         Descend into sub-folders.
     extensions : frozenset of str
@@ -154,7 +229,9 @@ def expand_inputs(specs: Iterable[str], *, recursive: bool = False,
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             found = sorted(p for p in path.glob(pattern)
-                           if p.is_file() and p.suffix.lower() in extensions)
+                           if p.is_file() and p.suffix.lower() in extensions
+                           and not _own_or_hidden(p.relative_to(path)) and not any(
+                               q.startswith(".") for q in p.relative_to(path).parts))
             if not found:
                 problems.append(f"{spec}: no media files in this folder"
                                 + ("" if recursive else " (use --recursive for sub-folders)"))
@@ -162,7 +239,7 @@ def expand_inputs(specs: Iterable[str], *, recursive: bool = False,
                 add(p, p.parent.relative_to(path))
         elif glob.has_magic(spec):
             found = sorted(Path(p) for p in glob.glob(spec, recursive=recursive))
-            found = [p for p in found if p.is_file()]
+            found = [p for p in found if p.is_file() and not _own_or_hidden(p)]
             if not found:
                 problems.append(f"{spec}: pattern matched no file")
             for p in found:
@@ -170,6 +247,93 @@ def expand_inputs(specs: Iterable[str], *, recursive: bool = False,
         else:
             add(path)
     return inputs, problems
+
+
+OWN_OUTPUT_SUFFIXES = (".tagged.mp4",)
+"""Names our own outputs end with; folders and patterns never pick them up as inputs."""
+
+
+def _own_or_hidden(path: Path) -> bool:
+    return path.name.startswith(".") or path.name.lower().endswith(OWN_OUTPUT_SUFFIXES)
+
+
+def _key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)
+
+
+def check_output_name(path: Path, source: Path) -> None:
+    """Raise :class:`DataError` if a component of ``path`` is longer than its file system allows."""
+    from ..fileio import name_max
+
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    limit = name_max(folder)
+    for part in path.parts:
+        size = len(part.encode(errors="surrogateescape"))
+        if size > limit:
+            raise DataError(f"{source}: output name {part[:40]}... is {size} bytes, longer than the file "
+                            f"system allows ({limit}); rename the input")
+
+
+def plan_outputs(items: Sequence[InputFile], paths_of: Callable[[InputFile], dict[str, Path]], *,
+                 overwrite: bool) -> dict[InputFile, dict[str, Path] | AudioTaggerError]:
+    """Plan every input's outputs, each input on its own (a problem fails that input only).
+
+    Parameters
+    ----------
+    items : sequence of InputFile
+        The inputs of this call.
+    paths_of : callable
+        ``item -> {format: output path}``.
+    overwrite : bool
+        Existing outputs are redone (otherwise left out of the plan).
+
+    Returns
+    -------
+    dict
+        For each input, the outputs to write (empty: all exist, skip it), or the error that fails it:
+        an output name too long for the file system, an output that is another input of this call
+        (never written over, even with ``--overwrite``), or two inputs with the same output. An output
+        that is the input itself is left out. Stale temporary files of killed runs are removed from
+        the output folders (:func:`audiotagger.fileio.sweep_stale_parts`).
+    """
+    from ..fileio import sweep_stale_parts
+
+    inputs = {_key(item.path): item for item in items}
+    claimed: dict[str, InputFile] = {}
+    swept: set[Path] = set()
+    plans: dict[InputFile, dict[str, Path] | AudioTaggerError] = {}
+    for item in items:
+        try:
+            pending: dict[str, Path] = {}
+            for fmt, path in paths_of(item).items():
+                check_output_name(path, item.path)
+                key = _key(path)
+                owner = inputs.get(key)
+                if owner is item:
+                    continue                      # never replace the input itself
+                if owner is not None:
+                    raise DataError(f"{item.path}: output {path} is also an input of this call; not "
+                                    "writing over it (choose another -o folder)")
+                if claimed.get(key, item) is not item:
+                    raise DataError(f"{item.path}: output {path} is also the output of "
+                                    f"{claimed[key].path}; tag them into separate -o folders")
+                claimed[key] = item
+                if path.parent not in swept:
+                    swept.add(path.parent)
+                    sweep_stale_parts(path.parent)
+                if overwrite or not path.exists():
+                    pending[fmt] = path
+            plans[item] = pending
+        except AudioTaggerError as exc:
+            plans[item] = exc
+        except OSError as exc:
+            plans[item] = DataError(f"{item.path}: cannot plan its outputs ({exc.strerror or exc})")
+    return plans
 
 
 @dataclass

@@ -11,7 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_OK, add_engine_arguments, expand_inputs, positive_float, positive_int, run_each
+from .common import (
+    EXIT_OK,
+    add_engine_arguments,
+    expand_inputs,
+    plan_outputs,
+    positive_float,
+    positive_int,
+    run_each,
+)
 
 FORMATS = {"npz": ".npz", "tfrecord": ".tfrecord"}
 
@@ -46,6 +54,8 @@ def add_parser(sub) -> None:
                    help="examples per network call (default: 16 with --engine tf, 256 with onnx)")
     add_engine_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse damaged media (default: embed what decodes, with a warning)")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary unless something fails")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -80,17 +90,9 @@ def run(args) -> int:
     suffix = FORMATS[args.format]
     items, problems = expand_inputs(args.inputs, recursive=args.recursive)
 
-    outputs, todo, notes = {}, [], {}
-    for item in items:
-        out = item.output(args.output_dir, suffix)
-        if out in outputs:
-            notes[item] = f"{item.path}: output {out} would also be written by {outputs[out].path}"
-            continue
-        outputs[out] = item
-        if out.exists() and not args.overwrite:
-            notes[item] = None
-        else:
-            todo.append(item)
+    plans = plan_outputs(items, lambda item: {args.format: item.output(args.output_dir, suffix)},
+                         overwrite=args.overwrite)
+    todo = [item for item in items if isinstance(plans[item], dict) and plans[item]]
 
     results = iter(())
     if todo and yamnet:
@@ -108,15 +110,15 @@ def run(args) -> int:
                                   resampler=args.resampler)
         results = embedder.iter_embed([item.path for item in todo], hop=args.hop,
                                       save_logmel=args.save_logmel, progress=not args.quiet,
-                                      compat_truncate=args.compat_truncate)
+                                      compat_truncate=args.compat_truncate, strict=args.strict)
 
     def work(item) -> bool:
-        from ..errors import AudioTaggerError
         from ..vggish.embed import save_embedding
 
-        if item in notes:
-            if notes[item] is not None:
-                raise AudioTaggerError(notes[item])
+        plan = plans[item]
+        if isinstance(plan, BaseException):
+            raise plan
+        if not plan:
             if not args.quiet:
                 print(f"audiotagger: {item.output(args.output_dir, suffix)} exists, skipped "
                       "(--overwrite replaces it)", file=sys.stderr)
@@ -127,10 +129,9 @@ def run(args) -> int:
         if yamnet:
             from ..yamnet.tagging import save_output
 
-            save_output(result, item.output(args.output_dir, suffix), overwrite=args.overwrite)
+            save_output(result, plan[args.format], overwrite=True)
             return True
-        save_embedding(result, item.output(args.output_dir, suffix), format=args.format,
-                       overwrite=args.overwrite)
+        save_embedding(result, plan[args.format], format=args.format, overwrite=True)
         return True
 
     report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="embed")

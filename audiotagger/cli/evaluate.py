@@ -40,10 +40,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Run ``evaluate``; exit 1 when some audio entry was left out (the others are scored)."""
+    from .common import check_output_file
+
+    check_output_file(args.json, "--json")        # before the (long) evaluation
     if args.data is not None:
         from ..train.evaluate import evaluate
 
-        s = evaluate(args.model, args.data, json_path=args.json, batch_size=args.batch_size)
+        s = evaluate(args.model, args.data, json_path=args.json, batch_size=args.batch_size,
+                     progress=not args.quiet)
         print(f"{s['model']} on {s['data']} ({s['n_clips']} clips, {s['n_classes']} classes): "
               f"mAP {s['mAP']:.4f}  AUC {s['AUC']:.4f}  d' {s['d_prime']:.4f}")
         return EXIT_OK

@@ -1,4 +1,4 @@
-"""``audiotagger models``: list, download, import, locate and verify the model files in the cache."""
+"""``audiotagger models``: list, download, import, locate, verify and clean the model files in the cache."""
 
 from __future__ import annotations
 
@@ -56,9 +56,17 @@ def add_parser(sub) -> None:
     a.set_defaults(action_func=run_path)
 
     a = actions.add_parser("verify", parents=[common],
-                           help="check cached files completely (checksum, size, structure)")
+                           help="check cached files completely (published checksum, every checksum the "
+                                "format carries, every tensor read)")
     a.add_argument("names", nargs="*", metavar="NAME", help="model names (default: every cached model)")
     a.set_defaults(action_func=run_verify)
+
+    a = actions.add_parser("clean", parents=[common],
+                           help="remove converted weights and leftovers of killed runs (models are kept)")
+    a.add_argument("--partial", action="store_true",
+                   help="also remove interrupted downloads (otherwise kept, to be resumed)")
+    a.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
+    a.set_defaults(action_func=run_clean)
 
     p.set_defaults(func=run)
 
@@ -235,3 +243,17 @@ def run_verify(args) -> int:
                     f"download it again with `audiotagger models download --force {name}`")
             print(f"audiotagger: error: {st.path}: {name} {st.state}: {why}; {hint}", file=sys.stderr)
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def run_clean(args) -> int:
+    """Remove derived and leftover files from the cache; print each with its size and the total."""
+    from .. import hub
+
+    removed = hub.clean(model_dir=args.model_dir, partial=args.partial, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, size in removed:
+        print(f"{verb} {path} ({_size(size)})")
+    total = sum(size for _, size in removed)
+    print(f"audiotagger: {verb} {len(removed)} file(s), {_size(total)} in {hub.cache_dir(args.model_dir)}",
+          file=sys.stderr)
+    return EXIT_OK

@@ -7,7 +7,7 @@ import sys
 
 from ..panns.params import DEFAULT_SMOOTH_SIZE as _DEFAULT_SMOOTH_SIZE
 from ..panns.params import DEFAULT_TOP_K as _DEFAULT_TOP_K
-from .common import expand_inputs, positive_int, run_each, str2bool
+from .common import expand_inputs, plan_outputs, positive_int, run_each, smooth_steps, smooth_value
 
 
 def add_parser(sub) -> None:
@@ -22,10 +22,11 @@ def add_parser(sub) -> None:
                    help="folder for <stem>.txt (default: .)")
     p.add_argument("--top-k", "--top_k", "--topk", dest="top_k", type=positive_int, default=_DEFAULT_TOP_K,
                    metavar="K", help=f"classes per time step (default: {_DEFAULT_TOP_K})")
-    p.add_argument("--smooth", type=str2bool, nargs="?", const=True, default=False,
-                   help="causal moving average of the scores over --smooth-size steps first")
+    p.add_argument("--smooth", type=smooth_value, nargs="?", const=True, default=None, metavar="N",
+                   help="causal moving average of the scores over N steps first (--smooth alone: "
+                        "--smooth-size; --smooth no: off; default: off). Same syntax as 'tag --smooth'")
     p.add_argument("--smooth-size", "--smooth_size", dest="smooth_size", type=positive_int,
-                   default=_DEFAULT_SMOOTH_SIZE, metavar="W",
+                   default=None, metavar="W",
                    help=f"steps averaged by --smooth (default: {_DEFAULT_SMOOTH_SIZE})")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
@@ -40,13 +41,21 @@ def run(args: argparse.Namespace) -> int:
 
     items, problems = expand_inputs(args.inputs, recursive=args.recursive, extensions=frozenset({".npz"}))
 
+    steps = smooth_steps(args.smooth if args.smooth is not None else False, args.smooth_size,
+                         _DEFAULT_SMOOTH_SIZE) or 0
+    plans = plan_outputs(items, lambda item: {"txt": item.output(args.output_dir, ".txt")},
+                         overwrite=args.overwrite)
+
     def work(item) -> bool:
         out = item.output(args.output_dir, ".txt")
-        if out.exists() and not args.overwrite:
-            print(f"audiotagger: {item.path}: {out} exists, skipping (use --overwrite to redo)",
-                  file=sys.stderr)
+        if isinstance(plans[item], BaseException):
+            raise plans[item]
+        if not plans[item]:
+            if not args.quiet:
+                print(f"audiotagger: {item.path}: {out} exists, skipping (use --overwrite to redo)",
+                      file=sys.stderr)
             return False
-        parse_file(item.path, out, top_k=args.top_k, smooth=args.smooth, smooth_size=args.smooth_size,
+        parse_file(item.path, out, top_k=args.top_k, smooth=steps > 1, smooth_size=max(steps, 1),
                    overwrite=True)
         return True
 

@@ -35,7 +35,10 @@ def run(args) -> int:
     """Run ``stats``."""
     from ..fileio import atomic_write_text
     from ..train.stats import format_rows, open_run, plot_rows, run_stats
+    from .common import check_output_file
 
+    check_output_file(args.output, "-o")          # before any work: a bad place fails at once
+    check_output_file(args.plot, "--plot")
     rows = run_stats(args.workspace, args.tag, begin=args.begin, end=args.end, step=args.step,
                      with_ensemble=args.ensemble)
     text = format_rows(rows, args.format)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import warnings
-from pathlib import Path
 
 from ..panns import params as pp
 from ..params import (
@@ -24,10 +22,13 @@ from .common import (
     add_engine_arguments,
     expand_inputs,
     nonnegative_int,
+    plan_outputs,
     positive_float,
     positive_int,
     probability,
     run_each,
+    smooth_steps,
+    smooth_value,
     str2bool,
 )
 
@@ -50,7 +51,30 @@ def add_parser(sub) -> None:
                         f"{','.join(DEFAULT_OUTPUT_FORMATS)}); "
                         "mp4 writes <stem>.tagged.mp4; html an interactive page (and index.html for "
                         "several inputs)")
-    m = p.add_argument_group("model")
+    add_model_options(p.add_argument_group("model"))
+    d = p.add_argument_group("display")
+    add_display_options(d)
+    d.add_argument("--per-second", action="store_true", default=None,
+                   help="one cue per second like the original (default: merge identical neighbours)")
+    d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
+    d.add_argument("--embed-media", "--embed_media", dest="embed_media", action="store_true",
+                   help="html: embed a compressed audio track in the page instead of linking to the media")
+    b = p.add_argument_group("inputs and outputs")
+    b.add_argument("--from-probs", action="append", default=None, metavar="NPZ",
+                   help="re-render from a probability matrix saved with -f npz (no model is run)")
+    b.add_argument("-r", "--recursive", action="store_true",
+                   help="descend into folders; outputs mirror the input tree under -o")
+    b.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    b.add_argument("--strict", action="store_true",
+                   help="refuse damaged media (default: tag what decodes, with a warning giving the decoded "
+                        "length against the stated duration)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
+    b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
+    p.set_defaults(func=run)
+
+
+def add_model_options(m, *, compat_truncate: bool = True, resampler: bool = True) -> None:
+    """The model options of ``tag`` (and ``listen``) on the argument group ``m``."""
     m.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="classifier: 'default' (packaged) or a model file written by 'audiotagger train' "
                         "(a custom model trained with --audio loads its own backbone and writes its own "
@@ -67,12 +91,14 @@ def add_parser(sub) -> None:
                    help=f"seconds of context before each second (default: {DEFAULT_LEFT})")
     m.add_argument("--right", type=nonnegative_int, default=DEFAULT_RIGHT, metavar="N",
                    help=f"seconds of context after each second (default: {DEFAULT_RIGHT})")
-    m.add_argument("--compat-truncate", action="store_true",
-                   help="VGGish: frame the audio as the old AudioTagger did (first 0.96 s of every second "
-                        "but the last, hop 0.96 s)")
+    if compat_truncate:
+        m.add_argument("--compat-truncate", action="store_true",
+                       help="VGGish: frame the audio as the old AudioTagger did (first 0.96 s of every "
+                            "second but the last, hop 0.96 s)")
     m.add_argument("--sample-duration", "--sample_duration", dest="sample_duration", type=positive_float,
                    default=None, metavar="S",
-                   help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION})")
+                   help=f"PANNs: window length in seconds (default: {pp.DEFAULT_SAMPLE_DURATION}; at most "
+                        f"{pp.MAX_SAMPLE_DURATION:g})")
     m.add_argument("--hop-duration", "--hop_duration", dest="hop_duration", type=positive_float,
                    default=None, metavar="S",
                    help=f"PANNs: seconds between windows (default: {pp.DEFAULT_HOP_DURATION}); YAMNet: "
@@ -82,8 +108,11 @@ def add_parser(sub) -> None:
                    help=f"windows per network call (default: {TAG_BATCH_SIZE} context windows; PANNs: "
                         f"{pp.DEFAULT_BATCH_SIZE} with --engine tf, {ONNX_PANNS_BATCH} with onnx; YAMNet: "
                         f"{yp.DEFAULT_BATCH_SIZE} patches)")
-    add_engine_arguments(m)
-    d = p.add_argument_group("display")
+    add_engine_arguments(m, resampler=resampler)
+
+
+def add_display_options(d) -> None:
+    """The display options of ``tag`` (and ``listen``) on the argument group ``d``."""
     d.add_argument("--threshold", type=probability, default=None, metavar="T",
                    help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
     d.add_argument("--top-k", "--top_k", dest="top_k", type=positive_int, default=None, metavar="K",
@@ -96,36 +125,17 @@ def add_parser(sub) -> None:
     d.add_argument("--compat", action="store_true", default=None,
                    help="the original selection rule: 3 to 5 tags per second, Silence alone, '--' between "
                         "tags (ignores --top-k)")
-    d.add_argument("--smooth", type=nonnegative_int, nargs="?", const=pp.DEFAULT_SMOOTH_SIZE, default=None,
-                   metavar="N", help=f"causal moving average over N steps before selection (--smooth alone: "
-                                     f"{pp.DEFAULT_SMOOTH_SIZE}; default: off)")
-    d.add_argument("--smooth-size", "--smooth_size", dest="smooth", type=nonnegative_int,
-                   help=argparse.SUPPRESS)
-    d.add_argument("--per-second", action="store_true", default=None,
-                   help="one cue per second like the original (default: merge identical neighbours)")
-    d.add_argument("--burn", action="store_true", help="mp4: draw the tags onto the frames (re-encodes)")
-    d.add_argument("--embed-media", "--embed_media", dest="embed_media", action="store_true",
-                   help="html: embed a compressed audio track in the page instead of linking to the media")
-    b = p.add_argument_group("inputs and outputs")
-    b.add_argument("--from-probs", action="append", default=None, metavar="NPZ",
-                   help="re-render from a probability matrix saved with -f npz (no model is run)")
-    b.add_argument("-r", "--recursive", action="store_true",
-                   help="descend into folders; outputs mirror the input tree under -o")
-    b.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summaries")
-    b.add_argument("--debug", action="store_true", help="print tracebacks of failed inputs")
-    p.set_defaults(func=run)
-
-
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    from tqdm.auto import tqdm
-
-    tqdm.write(f"audiotagger: warning: {message}", file=sys.stderr if file is None else file)
+    d.add_argument("--smooth", type=smooth_value, nargs="?", const=True, default=None, metavar="N",
+                   help="causal moving average over N steps before selection (--smooth alone: "
+                        f"--smooth-size, default {pp.DEFAULT_SMOOTH_SIZE}; --smooth no: off; default: off). "
+                        "Same syntax as 'parse --smooth'")
+    d.add_argument("--smooth-size", "--smooth_size", dest="smooth_size", type=positive_int, default=None,
+                   metavar="N", help=f"steps averaged by --smooth (default: {pp.DEFAULT_SMOOTH_SIZE})")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tag`` on every input; returns the exit code (0, 1 if some input failed)."""
-    from ..errors import DataError, ParameterError
+    from ..errors import ParameterError
     from ..tag.result import load_result
     from ..tag.select import Selection
     from ..tag.tagger import (
@@ -164,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
                "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
-               "smooth": args.smooth, "per_second": args.per_second}
+               "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
+               "per_second": args.per_second}
     if not from_probs:
         display = backend_display(display, backend)
     # usage errors (e.g. an unknown --exclude class) before any work; a custom model has its own classes,
@@ -176,26 +187,15 @@ def run(args: argparse.Namespace) -> int:
     items, problems = expand_inputs(specs, recursive=args.recursive,
                                     **({"extensions": exts} if exts else {}))
 
-    plans: dict = {}
-    claimed: dict[Path, Path] = {}
-    for item in items:
-        paths = output_paths(item.path, args.output_dir, formats, item.rel_dir)
-        clash = [(p, claimed[p.resolve()]) for p in paths.values() if p.resolve() in claimed]
-        for p in paths.values():
-            claimed.setdefault(p.resolve(), item.path)
-        pending = {f: p for f, p in paths.items()
-                   if (args.overwrite or not p.exists()) and p.resolve() != item.path.resolve()}
-        plans[item] = (pending, clash)
-
-    to_tag = [item for item in items if plans[item][0] and not plans[item][1]]
+    plans = plan_outputs(items, lambda item: output_paths(item.path, args.output_dir, formats, item.rel_dir),
+                         overwrite=args.overwrite)
+    to_tag = [item for item in items if isinstance(plans[item], dict) and plans[item]]
     results = iter(())
 
     def work(item) -> bool:
-        pending, clash = plans[item]
-        if clash:
-            out, other = clash[0]
-            raise DataError(f"{item.path}: output {out} is also the output of {other}; tag them into "
-                            "separate -o folders")
+        pending = plans[item]
+        if isinstance(pending, BaseException):
+            raise pending
         if not pending:
             if not args.quiet:
                 from tqdm.auto import tqdm
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
                 raise result
         sel = Selection(result, sel_options)
         write_outputs(sel, pending, overwrite=True, burn=args.burn, source=source,
-                      embed_media=args.embed_media)
+                      embed_media=args.embed_media, progress=not args.quiet)
         if not args.quiet:
             from tqdm.auto import tqdm
 
@@ -225,22 +225,21 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         return True
 
-    with warnings.catch_warnings():
-        warnings.showwarning = _warning_line
-        with contextlib.suppress(AttributeError):
-            sys.stdout.reconfigure(errors="replace")
-        if not from_probs and to_tag:
-            tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                                 model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size,
-                                 engine=args.engine, precision=args.precision,
-                                 **({"resampler": args.resampler} if args.resampler else {}))
-            # one stream over every input to tag (the VGGish embedder batches examples across files)
-            results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
-                                      sample_duration=args.sample_duration, hop_duration=args.hop_duration,
-                                      compat_truncate=args.compat_truncate, progress=not args.quiet)
-        report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
-        if "html" in formats and len(items) > 1:
-            from ..tag.report import write_index
+    with contextlib.suppress(AttributeError):
+        sys.stdout.reconfigure(errors="replace")
+    if not from_probs and to_tag:
+        tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
+                             model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size,
+                             engine=args.engine, precision=args.precision,
+                             **({"resampler": args.resampler} if args.resampler else {}))
+        # one stream over every input to tag; each file's result comes as soon as that file is done
+        results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
+                                  sample_duration=args.sample_duration, hop_duration=args.hop_duration,
+                                  compat_truncate=args.compat_truncate, strict=args.strict,
+                                  progress=not args.quiet)
+    report = run_each(items, work, problems=problems, quiet=args.quiet, debug=args.debug, desc="tag")
+    if "html" in formats and len(items) > 1:
+        from ..tag.report import write_index
 
-            write_index(args.output_dir)
+        write_index(args.output_dir)
     return report.exit_code

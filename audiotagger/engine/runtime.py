@@ -76,16 +76,28 @@ class SplitNetwork:
         self._mid = late.get_inputs()[0].name
         self.output_names = [o.name for o in late.get_outputs()]
 
+    def _early(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(rows)
+        if len(rows) == 1:
+            return self.early.run(None, {self._in: np.concatenate([rows, rows])})[0][:1]
+        return self.early.run(None, {self._in: rows})[0]
+
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Return every output of the network on ``x`` (rows in, rows out, any count)."""
+        """Return every output of the network on ``x`` (rows in, rows out, any count).
+
+        A single row runs as two (itself twice): a batch of one may take other kernels (a
+        matrix-vector product) whose rounding differs, and a live stream (one example per step) must
+        give a file's numbers (as :class:`audiotagger.vggish.model.VGGishRunner` does on TensorFlow).
+        """
         outs: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
         for start in range(0, len(x), self.batch_size):
             group = x[start:start + self.batch_size]
-            mids = [self.early.run(None, {self._in: np.ascontiguousarray(group[i:i + self.early_batch])})[0]
+            mids = [self._early(group[i:i + self.early_batch])
                     for i in range(0, len(group), self.early_batch)]
             mid = mids[0] if len(mids) == 1 else np.concatenate(mids)
-            for name, value in zip(self.output_names, self.late.run(None, {self._mid: mid}), strict=True):
-                outs[name].append(value)
+            late = self.late.run(None, {self._mid: np.concatenate([mid, mid]) if len(mid) == 1 else mid})
+            for name, value in zip(self.output_names, late, strict=True):
+                outs[name].append(value[:len(mid)])
         return {name: (v[0] if len(v) == 1 else np.concatenate(v)) for name, v in outs.items()}
 
 

@@ -44,6 +44,9 @@ PUBLISHED_MULTIPLY_ADDS = {"cnn14": 42.22e9, "cnn10": 28.17e9, "cnn6": 21.99e9}
 
 DEFAULT_SAMPLE_DURATION = 2.0
 """Seconds of audio per scored window (PaddleAudio ``audio_tag.py`` ``--sample_duration``)."""
+MAX_SAMPLE_DURATION = 60.0
+"""Longest window accepted (the networks were trained on 10 s clips; a window of 100000 s would need
+tens of GiB per batch)."""
 DEFAULT_HOP_DURATION = 0.3
 """Seconds between window starts (``--hop_duration``)."""
 DEFAULT_TOP_K = 10

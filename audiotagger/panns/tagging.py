@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import AudioError, ParameterError
 from ..params import ONNX_PANNS_BATCH as ONNX_BATCH_SIZE  # windows per call on ONNX Runtime
+from ..stream import WindowCutter
 from . import params
 
 
@@ -59,6 +60,9 @@ def window_samples(sample_duration: float, hop_duration: float,
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
                 or round(value * sr) < 1:
             raise ParameterError(f"{flag}: must be a positive number of seconds, got {value!r}")
+    if sample_duration > params.MAX_SAMPLE_DURATION:
+        raise ParameterError(f"--sample-duration: at most {params.MAX_SAMPLE_DURATION:g} s, got "
+                             f"{sample_duration:g}")
     return int(round(sample_duration * sr)), int(round(hop_duration * sr))
 
 
@@ -82,27 +86,13 @@ def iter_windows(chunks: Iterable[np.ndarray], window: int, hop: int) -> Iterato
     Notes
     -----
     Starts are 0, hop, 2 hop, ... below the signal length ``N``: ``ceil(N / hop)`` windows, none for an
-    empty signal. At most one chunk plus one window of samples is held at a time.
+    empty signal. At most one chunk plus one window of samples is held at a time (see
+    :class:`WindowCutter`, which does the cutting).
     """
-    buf = np.zeros(0, dtype=np.float32)
-    buf_start = 0  # absolute index of buf[0]
-    start = 0
+    cutter = WindowCutter(window, hop)
     for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-        buf = np.concatenate([buf, chunk]) if buf.size else chunk
-        end = buf_start + buf.size
-        while start + window <= end:
-            yield start, buf[start - buf_start:start - buf_start + window].copy()
-            start += hop
-        drop = min(start - buf_start, buf.size)
-        buf, buf_start = buf[drop:], buf_start + drop
-    end = buf_start + buf.size
-    while start < end:
-        out = np.zeros(window, dtype=np.float32)
-        piece = buf[start - buf_start:]
-        out[:piece.size] = piece
-        yield start, out
-        start += hop
+        yield from cutter.push(chunk)
+    yield from cutter.finish()
 
 
 class PannsTagger:
@@ -257,13 +247,15 @@ class PannsTagger:
 
     def tag_waveform(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
                      sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
-                     hop_duration: float = params.DEFAULT_HOP_DURATION) -> PannsScores:
+                     hop_duration: float = params.DEFAULT_HOP_DURATION, *,
+                     channels_axis: int | None = None) -> PannsScores:
         """Score sliding windows of an in-memory waveform.
 
         Parameters
         ----------
-        x : np.ndarray [shape=(samples,) or (samples, channels)]
-            Audio at ``sr`` (channels are averaged; other rates are resampled to 32 kHz).
+        x : np.ndarray [shape=(samples,), (samples, channels) or (channels, samples)]
+            Audio at ``sr`` (channels are averaged, see :func:`audiotagger.audio.to_mono` for
+            ``channels_axis``; other rates are resampled to 32 kHz).
         sr : int
             Its sample rate.
         sample_duration, hop_duration : float
@@ -275,12 +267,13 @@ class PannsTagger:
         """
         from ..audio import check_finite, resample, to_mono
 
-        x = to_mono(np.asarray(x))
+        x = to_mono(np.asarray(x), "waveform", channels_axis)
         check_finite(x, "waveform", sr)
         return self.tag_chunks([resample(x, sr, params.SAMPLE_RATE)], sample_duration, hop_duration)
 
     def tag_file(self, path: str | os.PathLike, sample_duration: float = params.DEFAULT_SAMPLE_DURATION,
-                 hop_duration: float = params.DEFAULT_HOP_DURATION, *, progress=None) -> PannsScores:
+                 hop_duration: float = params.DEFAULT_HOP_DURATION, *, progress=None,
+                 strict: bool = False) -> PannsScores:
         """Decode a media file at 32 kHz in chunks and score its sliding windows.
 
         Parameters
@@ -291,6 +284,8 @@ class PannsTagger:
             Window length and hop in seconds (PaddleAudio ``--sample_duration``/``--hop_duration``).
         progress : callable, optional
             See :meth:`tag_chunks`.
+        strict : bool
+            Refuse damaged media (default: keep what decodes, with a warning).
 
         Returns
         -------
@@ -305,7 +300,8 @@ class PannsTagger:
         from ..audio import stream_audio
 
         # tag_chunks checks the durations before it pulls the first chunk from the (lazy) decoder
-        result = self.tag_chunks(stream_audio(path, params.SAMPLE_RATE), sample_duration, hop_duration,
+        result = self.tag_chunks(stream_audio(path, params.SAMPLE_RATE, strict=strict), sample_duration,
+                                 hop_duration,
                                  progress=progress)
         if result.scores.shape[0] == 0:
             raise AudioError(f"{path}: no audio samples")

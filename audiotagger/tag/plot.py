@@ -10,11 +10,12 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioTaggerError
+from ..errors import AudioTaggerError, AudioTaggerWarning
 from ..fileio import atomic_write_bytes
 from .select import Selection, hidden_classes
 
@@ -93,10 +94,16 @@ def plot_selection(sel: Selection, path: str | os.PathLike, *, audio: str | os.P
     res = sel.result
     src = audio if audio is not None else res.source
     spec = None
+    looked = [str(p) for p in dict.fromkeys([src, res.meta.get("path"), res.source]) if p]
     try:
         if src is not None and Path(src).is_file():
             spec, step = spectrogram(src, res.duration)
-    except AudioTaggerError:
+        else:
+            warnings.warn(f"{res.source}: png drawn without the spectrogram: the media file was not found "
+                          f"(looked at {' and '.join(looked)})", AudioTaggerWarning, stacklevel=2)
+    except AudioTaggerError as exc:
+        warnings.warn(f"{res.source}: png drawn without the spectrogram: {exc}", AudioTaggerWarning,
+                      stacklevel=2)
         spec = None
     end = float(res.ends[-1]) if res.num_steps else max(res.duration, 1.0)
 

@@ -73,6 +73,7 @@ class TagResult:
         if self.probs.ndim != 2 or self.probs.shape[0] != self.times.shape[0]:
             raise DataError(f"{self.source}: probabilities {self.probs.shape} do not match "
                             f"{self.times.shape[0]} time steps")
+        check_scores(self.probs, self.source)
         if not self.mids:
             labels = load_labels()
             self.mids, self.names = labels.mids, labels.names
@@ -146,6 +147,34 @@ class TagResult:
         return arrays
 
 
+def check_scores(scores: np.ndarray, source: str | os.PathLike, *, rows: bool = False) -> None:
+    """The one validation rule for probability/score matrices (``tag``, ``--from-probs`` and ``parse``).
+
+    Parameters
+    ----------
+    scores : numpy.ndarray, shape (n, C)
+        Probabilities or scores.
+    source : str or path-like
+        Named in the message.
+    rows : bool
+        Also require at least one row (a saved file with no time steps has nothing to render).
+
+    Raises
+    ------
+    DataError
+        Not numeric, NaN or infinite values (e.g. from a model with NaN weights), or no rows.
+    """
+    scores = np.asarray(scores)
+    if not np.issubdtype(scores.dtype, np.number):
+        raise DataError(f"{source}: scores are not numbers (dtype {scores.dtype})")
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise DataError(f"{source}: {int(bad.sum())} of {scores.size} scores are NaN or infinite (a damaged "
+                        "model or file)")
+    if rows and (scores.ndim < 1 or scores.shape[0] == 0):
+        raise DataError(f"{source}: the score matrix has no rows (no time steps to render)")
+
+
 def load_result(path: str | os.PathLike) -> tuple[TagResult, dict[str, Any]]:
     """Read a probability-matrix ``.npz`` written by ``audiotagger tag`` (``-f npz``).
 
@@ -186,6 +215,7 @@ def load_result(path: str | os.PathLike) -> tuple[TagResult, dict[str, Any]]:
     if probs.ndim != 2 or probs.shape[1] != len(data["mids"]) or probs.shape[0] != data["times"].shape[0]:
         raise DataError(f"{path}: probs {probs.shape}, times {data['times'].shape} and "
                         f"{len(data['mids'])} labels do not agree")
+    check_scores(probs, path, rows=True)
     display = settings.pop("display", {}) or {}
     source = settings.pop("source", path.stem)
     hop = settings.pop("hop")

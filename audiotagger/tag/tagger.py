@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import AudioError, AudioTaggerError, AudioTaggerWarning, ParameterError
 from ..labels import LabelSet
 from ..params import CLIP_SECONDS, DEFAULT_LEFT, DEFAULT_RIGHT, TAG_BATCH_SIZE
+from ..vggish.params import FINAL_PARTIAL_MIN_SECONDS
 from .result import TagResult, load_result
 from .select import DisplayOptions, Selection
 from .windows import check_context, context_windows
@@ -149,13 +150,41 @@ def embedding_result(classifier, embedding: np.ndarray, *, left: int = DEFAULT_L
     n = embedding.shape[0]
     probs = classify_embedding(classifier, embedding, left, right, batch_size=batch_size, progress=progress,
                                desc=Path(source).name)
-    meta = {"model": str(classifier.name), "backend": "vggish", "left": left, "right": right,
-            "version": __version__}
-    if Path(source).exists():
+    return context_result(str(classifier.name), probs, np.arange(n) * hop if times is None else times,
+                          left=left, right=right, source=source, hop=hop,
+                          duration=float(n * hop if duration is None else duration))
+
+
+def context_result(model_name: str, probs: np.ndarray, times: np.ndarray, *, left: int, right: int,
+                   source: str, hop: float, duration: float, backend: str = "vggish") -> TagResult:
+    """The :class:`TagResult` of a context-window classifier (``tag`` and ``listen`` build it alike).
+
+    Parameters
+    ----------
+    model_name : str
+        Classifier id recorded as ``model``.
+    probs : numpy.ndarray, float32, shape (n, C)
+        Probabilities of every step.
+    times : numpy.ndarray, shape (n,)
+        Start of each step in seconds.
+    left, right : int
+        Context steps used.
+    source : str
+        Input name (a path that exists is also recorded as absolute ``path``).
+    hop, duration : float
+        Seconds between steps; length of the audio.
+    backend : str
+        Backend name recorded in the settings.
+
+    Returns
+    -------
+    TagResult
+    """
+    meta = {"model": model_name, "backend": backend, "left": left, "right": right, "version": __version__}
+    if source and Path(source).exists():
         meta["path"] = str(Path(source).resolve())
-    return TagResult(source=source, times=np.arange(n) * hop if times is None else times, probs=probs,
-                     hop=hop, window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
-                     duration=float(n * hop if duration is None else duration), meta=meta)
+    return TagResult(source=source, times=times, probs=probs, hop=hop,
+                     window=float(min(left + right + 1, CLIP_SECONDS)) * hop, duration=duration, meta=meta)
 
 
 class Tagger:
@@ -217,7 +246,8 @@ class Tagger:
         return result
 
     def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-            progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
+            progress: bool = False, compat_truncate: bool = False, strict: bool = False,
+            **_other_backend: Any) -> TagResult:
         """Tag one file.
 
         Parameters
@@ -231,6 +261,9 @@ class Tagger:
         compat_truncate : bool
             Frame the audio as the old AudioTagger did (``--compat-truncate``, SPEC §2.7): each second
             cut to its first 0.96 s, examples at the 0.96 s hop; still one step per second.
+        strict : bool
+            Refuse damaged media (default: keep what decodes, with a warning giving the decoded length
+            against the container's stated duration).
         **_other_backend
             Options of the other backend (``sample_duration``, ``hop_duration``), ignored.
 
@@ -238,16 +271,20 @@ class Tagger:
         -------
         TagResult
             One step per second (``hop`` 1 s); audio under one second is padded to one step (with an
-            :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend).
+            :class:`~audiotagger.errors.AudioTaggerWarning` from the frontend), and a final partial
+            second of at least :data:`~audiotagger.vggish.params.FINAL_PARTIAL_MIN_SECONDS` is tagged as
+            one more step, padded the same way.
         """
         left, right = check_context(left, right)
-        emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate)
+        emb = self.embedder.embed_file(path, hop=1.0, compat_truncate=compat_truncate, strict=strict,
+                                       final_partial=FINAL_PARTIAL_MIN_SECONDS)
         return self._result(str(path), emb, left, right, progress)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], *, left: int = DEFAULT_LEFT,
                  right: int = DEFAULT_RIGHT, progress: bool = False, compat_truncate: bool = False,
-                 **_other_backend: Any) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
-        """Tag many files, sharing embedding batches across them (short files cost little each).
+                 strict: bool = False, **_other_backend: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files with one loaded model; each result comes as soon as its file is done.
 
         Parameters
         ----------
@@ -257,7 +294,7 @@ class Tagger:
             Context seconds before/after each second.
         progress : bool
             Progress bar for long files.
-        compat_truncate : bool
+        compat_truncate, strict : bool
             See :meth:`tag`.
 
         Yields
@@ -269,7 +306,8 @@ class Tagger:
         """
         left, right = check_context(left, right)
         for path, emb in self.embedder.iter_embed(paths, hop=1.0, progress=progress,
-                                                  compat_truncate=compat_truncate):
+                                                  compat_truncate=compat_truncate, strict=strict,
+                                                  final_partial=FINAL_PARTIAL_MIN_SECONDS):
             if isinstance(emb, BaseException):
                 yield path, emb
                 continue
@@ -278,11 +316,58 @@ class Tagger:
             except (AudioTaggerError, OSError) as exc:
                 yield path, exc
 
+    def stream(self, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, compat_truncate: bool = False,
+               **_other_backend: Any):
+        """A live stream of this backend (:mod:`audiotagger.stream`): 16 kHz samples in, seconds out.
+
+        Parameters
+        ----------
+        left, right : int
+            Context seconds before/after each second; second ``i`` comes out once the audio up to
+            embedding ``i + right`` has been pushed.
+        compat_truncate : bool
+            Not available live (it splices the native-rate signal); must be False.
+
+        Returns
+        -------
+        audiotagger.tag.streams.VggishStream
+        """
+        from .streams import VggishStream
+
+        if compat_truncate:
+            raise ParameterError("--compat-truncate: not available for live streams")
+        return VggishStream(self, left, right)
+
     def tag_waveform(self, x: np.ndarray, sr: int, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
-                     source: str = "<waveform>", compat_truncate: bool = False) -> TagResult:
-        """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
+                     source: str = "<waveform>", compat_truncate: bool = False,
+                     channels_axis: int | None = None) -> TagResult:
+        """Tag an in-memory waveform at sample rate ``sr``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray, float, shape (n,), (n, channels) or (channels, n)
+            Samples in [-1, 1]; channels are averaged.
+        sr : int
+            Sample rate in Hz.
+        left, right : int
+            Context seconds before/after each second.
+        source : str
+            Name recorded in the result and used in messages.
+        compat_truncate : bool
+            See :meth:`tag`.
+        channels_axis : {None, 0, 1}
+            Axis of the channels of a 2-D ``x`` (see :func:`audiotagger.audio.to_mono`); None infers it
+            and refuses an ambiguous shape.
+
+        Returns
+        -------
+        TagResult
+        """
+        from ..audio import to_mono
+
         left, right = check_context(left, right)
-        emb = self.embedder.embed_waveform(x, sr, hop=1.0, compat_truncate=compat_truncate)
+        mono = to_mono(x, source, channels_axis)
+        emb = self.embedder.embed_waveform(mono, sr, hop=1.0, compat_truncate=compat_truncate)
         return self._result(source, emb, left, right, False)
 
 
@@ -317,7 +402,8 @@ class PannsBackend:
         self.model_name = self.tagger.name
 
     def tag(self, path: str | os.PathLike, *, sample_duration: float | None = None,
-            hop_duration: float | None = None, progress: bool = False, **_vggish_only: Any) -> TagResult:
+            hop_duration: float | None = None, progress: bool = False, strict: bool = False,
+            **_vggish_only: Any) -> TagResult:
         """Tag one file: windows of ``sample_duration`` seconds every ``hop_duration`` seconds.
 
         Returns
@@ -336,16 +422,42 @@ class PannsBackend:
             from tqdm.auto import tqdm
 
             with tqdm(desc=Path(path).name, unit="window", leave=False, file=sys.stderr) as bar:
-                scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n))
+                scores = self.tagger.tag_file(path, sample, hop, progress=lambda n: bar.update(n - bar.n),
+                                              strict=strict)
         else:
-            scores = self.tagger.tag_file(path, sample, hop)
-        meta = {"model": self.model_name, "backend": self.backend, "sample_duration": sample,
-                "hop_duration": hop, "version": __version__}
-        if Path(path).exists():
-            meta["path"] = str(Path(path).resolve())
-        return TagResult(source=str(path), times=scores.times, probs=scores.scores, hop=hop, window=sample,
-                         duration=scores.duration, meta=meta,
+            scores = self.tagger.tag_file(path, sample, hop, strict=strict)
+        return self.scores_result(scores, str(path), sample, hop)
+
+    def scores_result(self, scores, source: str, sample_duration: float, hop_duration: float) -> TagResult:
+        """The :class:`TagResult` of window scores (:class:`~audiotagger.panns.tagging.PannsScores`).
+
+        ``tag`` and ``listen`` build it alike: settings ``sample_duration``/``hop_duration``, and the
+        ``.npz`` extras PaddleAudio writes (``time`` as a fraction of the length, ``scores``).
+        """
+        meta = {"model": self.model_name, "backend": self.backend, "sample_duration": sample_duration,
+                "hop_duration": hop_duration, "version": __version__}
+        if source and Path(source).exists():
+            meta["path"] = str(Path(source).resolve())
+        return TagResult(source=source, times=scores.times, probs=scores.scores, hop=hop_duration,
+                         window=sample_duration, duration=scores.duration, meta=meta,
                          extras={"time": scores.fractions, "scores": scores.scores})
+
+    def stream(self, *, sample_duration: float | None = None, hop_duration: float | None = None,
+               **_vggish_only: Any):
+        """A live stream of this backend (:mod:`audiotagger.stream`): 32 kHz samples in, windows out.
+
+        Parameters
+        ----------
+        sample_duration, hop_duration : float, optional
+            Window length and hop in seconds (default 2.0 and 0.3), as for :meth:`tag`.
+
+        Returns
+        -------
+        audiotagger.tag.streams.PannsStream
+        """
+        from .streams import PannsStream
+
+        return PannsStream(self, sample_duration, hop_duration)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
                  ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
@@ -410,17 +522,36 @@ class YamnetBackend:
 
         hop = yp.DEFAULT_HOP_DURATION if hop_duration is None else float(hop_duration)
         times, probs = aggregate(out.times, out.scores, out.duration, hop)
+        return self.rows_result(times, probs, source, out.duration, hop,
+                                extras={"patch_times": out.times, "patch_scores": out.scores})
+
+    def rows_result(self, times: np.ndarray, probs: np.ndarray, source: str, duration: float, hop: float,
+                    extras: dict | None = None) -> TagResult:
+        """The :class:`TagResult` of rows (``tag`` and ``listen`` build it alike)."""
+        from ..yamnet import params as yp
+
         native = abs(hop - yp.PATCH_HOP_SECONDS) < 1e-9
         labels = self.model.labels
         meta = {"model": self.model_name, "backend": self.backend, "hop_duration": hop,
                 "aggregation": "patches" if native else "max over patches centred in the row",
                 "weights": str(self.model.weights_path), "version": __version__}
-        if Path(source).exists():
+        if source and Path(source).exists():
             meta["path"] = str(Path(source).resolve())
         return TagResult(source=source, times=times, probs=probs, hop=hop,
                          window=yp.PATCH_WINDOW_SECONDS if native else hop + yp.PATCH_WINDOW_SECONDS,
-                         duration=out.duration, meta=meta, mids=labels.mids, names=labels.names,
-                         extras={"patch_times": out.times, "patch_scores": out.scores})
+                         duration=duration, meta=meta, mids=labels.mids, names=labels.names,
+                         extras=extras or {})
+
+    def stream(self, *, hop_duration: float | None = None, **_other_backend: Any):
+        """A live stream of this backend (:mod:`audiotagger.stream`): 16 kHz samples in, rows out.
+
+        Returns
+        -------
+        audiotagger.tag.streams.YamnetStream
+        """
+        from .streams import YamnetStream
+
+        return YamnetStream(self, hop_duration)
 
     def tag(self, path: str | os.PathLike, *, hop_duration: float | None = None, progress: bool = False,
             **_other_backend: Any) -> TagResult:
@@ -636,7 +767,8 @@ def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[
 
 
 def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = False, burn: bool = False,
-                  source: str | os.PathLike | None = None, embed_media: bool = False) -> list[Path]:
+                  source: str | os.PathLike | None = None, embed_media: bool = False,
+                  progress: bool = False) -> list[Path]:
     """Write every requested format of one selection.
 
     Parameters
@@ -653,29 +785,38 @@ def write_outputs(sel: Selection, paths: dict[str, Path], *, overwrite: bool = F
         The media file (for ``png``, ``mp4`` and ``html``); default ``sel.result.source``.
     embed_media : bool
         ``html``: embed a compressed audio track instead of linking to the media.
+    progress : bool
+        ``--burn``: a progress bar over the frames.
 
     Returns
     -------
     list of pathlib.Path
         The files written. An ``mp4`` for an input without a video stream is skipped with a warning.
+        The outputs appear together when all are written (:class:`~audiotagger.fileio.AtomicGroup`): if
+        one fails (a full disk, a video error, Ctrl-C), none is left and existing files are unchanged.
     """
+    from ..fileio import AtomicGroup
+
     written = []
     src = Path(source if source is not None else sel.result.source)
-    for fmt, path in paths.items():
-        if src.exists() and path.exists() and path.resolve() == src.resolve():
-            warnings.warn(f"{path}: is the input itself; not writing {fmt}", AudioTaggerWarning, stacklevel=2)
-            continue
-        if path.exists() and not overwrite:
-            continue
-        try:
-            written.append(get_writer(fmt).write(sel, path, overwrite=True, source=src, burn=burn,
-                                                 embed_media=embed_media, outputs=paths))
-        except AudioError as exc:
-            from .video import NoVideoStreamError
+    with AtomicGroup() as group:       # all of this input's outputs, or none of them
+        for fmt, path in paths.items():
+            if src.exists() and path.exists() and path.resolve() == src.resolve():
+                warnings.warn(f"{path}: is the input itself; not writing {fmt}", AudioTaggerWarning,
+                              stacklevel=2)
+                continue
+            if path.exists() and not overwrite:
+                continue
+            try:
+                get_writer(fmt).write(sel, group.stage(path), overwrite=True, source=src, burn=burn,
+                                      embed_media=embed_media, outputs=paths, progress=progress, final=path)
+                written.append(path)
+            except AudioError as exc:
+                from .video import NoVideoStreamError
 
-            if not isinstance(exc, NoVideoStreamError):
-                raise
-            warnings.warn(str(exc), AudioTaggerWarning, stacklevel=2)
+                if not isinstance(exc, NoVideoStreamError):
+                    raise
+                warnings.warn(str(exc), AudioTaggerWarning, stacklevel=2)
     return written
 
 
@@ -691,7 +832,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              sample_duration: float | None = None, hop_duration: float | None = None,
              compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
              engine: str | None = None, precision: str | None = None, resampler: str | None = None,
-             tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
+             strict: bool = False, tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
     Parameters
@@ -699,7 +840,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     path : path-like
         Audio/video file, or (``from_probs=True``) a probability ``.npz`` written by ``-f npz``.
     output_dir : path-like, optional
-        Write the ``formats`` here as ``<stem>.<ext>``; None writes nothing.
+        Write the ``formats`` here as ``<stem>.<ext>``. None: the current folder when ``formats`` is
+        given (as ``audiotagger tag``'s ``-o``), else nothing is written.
     formats : str or iterable of str, optional
         ``"srt,npz"`` (default), ``"all"``, or a list of names from
         :data:`audiotagger.tag.writers.FORMATS`.
@@ -731,6 +873,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         ``--engine`` (onnx, tf) and ``--precision`` (fp32, int8); see :class:`Tagger`.
     resampler : str, optional
         VGGish backend: ``--resampler`` (soxr, resampy).
+    strict : bool
+        Refuse damaged media (default: keep what decodes, with a warning).
     tagger : Tagger, optional
         Already loaded models.
 
@@ -758,7 +902,10 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         check_backend_options(backend, compat_truncate=compat_truncate, sample_duration=sample_duration,
                               hop_duration=hop_duration)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,
-                            hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate)
+                            hop_duration=hop_duration, progress=progress, compat_truncate=compat_truncate,
+                            strict=strict)
+    if output_dir is None and formats is not None:
+        output_dir = "."                     # as the CLI: formats asked for are written, by default here
     if output_dir is not None:
         paths = {fmt: p for fmt, p in output_paths(Path(path), output_dir, fmts).items()
                  if p.resolve() != Path(path).resolve()}      # never replace the input itself
@@ -793,6 +940,12 @@ def check_backend_options(backend: str | bool, *, compat_truncate: bool = False,
                              "for the row length)")
     if backend != "vggish" and compat_truncate:
         raise ParameterError(f"--compat-truncate: only for the VGGish backend, not {backend} models")
+    if backend == "panns" and (sample_duration is not None or hop_duration is not None):
+        from ..panns import params as pp
+        from ..panns.tagging import window_samples
+
+        window_samples(pp.DEFAULT_SAMPLE_DURATION if sample_duration is None else sample_duration,
+                       pp.DEFAULT_HOP_DURATION if hop_duration is None else hop_duration)
 
 
 def backend_display(display: dict[str, Any], backend: str | bool) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def has_video(source: str | os.PathLike) -> bool:
 
 
 def write_tagged_video(sel: Selection, path: str | os.PathLike, *, source: str | os.PathLike | None = None,
-                       burn: bool = False, overwrite: bool = True) -> Path:
+                       burn: bool = False, overwrite: bool = True, progress: bool = False) -> Path:
     """Write a copy of the source video with the cues of ``sel``.
 
     Parameters
@@ -70,6 +70,8 @@ def write_tagged_video(sel: Selection, path: str | os.PathLike, *, source: str |
         Draw the tags on the frames (re-encodes the video) instead of adding a subtitle track.
     overwrite : bool
         Replace an existing file.
+    progress : bool
+        ``burn``: a progress bar over the frames.
 
     Returns
     -------
@@ -94,7 +96,7 @@ def write_tagged_video(sel: Selection, path: str | os.PathLike, *, source: str |
           atomic_path(path, overwrite=overwrite) as out):
         if burn:
             silent = Path(tmp) / "burned.mp4"
-            burn_tags(sel, src, silent)
+            burn_tags(sel, src, silent, progress=progress)
             _run([_ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(silent),
                   "-i", str(src), "-map", "0:v:0", "-map", "1:a?", "-c", "copy", "-f", "mp4", str(out)],
                  f"{path}")
@@ -124,7 +126,8 @@ def _wrap(text_parts: list[str], sep: str, width: float, measure) -> list[str]:
     return lines
 
 
-def burn_tags(sel: Selection, source: str | os.PathLike, out: str | os.PathLike) -> None:
+def burn_tags(sel: Selection, source: str | os.PathLike, out: str | os.PathLike, *,
+              progress: bool = False) -> None:
     """Render ``source``'s frames with the cue text drawn at the bottom into ``out`` (no audio).
 
     Parameters
@@ -135,6 +138,8 @@ def burn_tags(sel: Selection, source: str | os.PathLike, out: str | os.PathLike)
         Input video.
     out : path-like
         Output ``.mp4`` (H.264, no audio track).
+    progress : bool
+        A progress bar over the frames (total and ETA) on stderr; otherwise moviepy says nothing.
     """
     from moviepy import VideoFileClip
     from PIL import Image, ImageDraw, ImageFont
@@ -174,7 +179,12 @@ def burn_tags(sel: Selection, source: str | os.PathLike, out: str | os.PathLike)
             return np.asarray(image)
 
         tagged = clip.transform(draw)
-        tagged.write_videofile(str(out), codec="libx264", audio=False, preset="veryfast", logger=None,
+        logger = None
+        if progress:
+            import proglog
+
+            logger = proglog.TqdmProgressBarLogger(print_messages=False)
+        tagged.write_videofile(str(out), codec="libx264", audio=False, preset="veryfast", logger=logger,
                                ffmpeg_params=["-crf", "20", "-pix_fmt", "yuv420p"])
     except AudioTaggerError:
         raise

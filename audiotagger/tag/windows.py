@@ -46,7 +46,8 @@ def _tiling_table(size: int) -> np.ndarray:
     return table
 
 
-def window_indices(n: int, left: int, right: int, size: int = CLIP_SECONDS) -> np.ndarray:
+def window_indices(n: int, left: int, right: int, size: int = CLIP_SECONDS,
+                   steps: np.ndarray | None = None) -> np.ndarray:
     """Row indices of every context window.
 
     Parameters
@@ -57,15 +58,18 @@ def window_indices(n: int, left: int, right: int, size: int = CLIP_SECONDS) -> n
         Seconds of context before and after the current one (>= 0).
     size : int
         Rows per window (10 for the AudioSet classifier).
+    steps : numpy.ndarray of int, shape (k,), optional
+        Only the windows of these seconds (default: all ``n``). A live stream asks for second ``i`` as
+        soon as ``n > i + right`` rows exist: its window is then the same as for any longer ``n``.
 
     Returns
     -------
-    numpy.ndarray, int64, shape (n, size)
-        ``idx[i]`` are the rows forming the window of second ``i``, in time order, tiled cyclically
-        when fewer than ``size`` distinct rows are available.
+    numpy.ndarray, int64, shape (n, size) or (k, size)
+        ``idx[j]`` are the rows forming the window of second ``j`` (or ``steps[j]``), in time order,
+        tiled cyclically when fewer than ``size`` distinct rows are available.
     """
     left, right = check_context(left, right)
-    i = np.arange(n, dtype=np.int64)
+    i = np.arange(n, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64).reshape(-1)
     start = np.maximum(i - left, 0)
     stop = np.minimum(i + right, n - 1)                 # inclusive
     count = stop - start + 1

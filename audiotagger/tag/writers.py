@@ -103,8 +103,9 @@ class ResultWriter:
         overwrite : bool
             Replace an existing file (otherwise ``FileExistsError``).
         **context
-            Format-specific extras: ``source`` (the media file, for png, mp4 and html), ``burn`` (mp4),
-            ``embed_media`` and ``outputs`` (html: embed the audio; the other outputs to link).
+            Format-specific extras: ``source`` (the media file, for png, mp4 and html), ``burn`` and
+            ``progress`` (mp4), ``embed_media`` and ``outputs`` (html: embed the audio; the other outputs to
+            link).
         """
         raise NotImplementedError
 
@@ -198,7 +199,7 @@ class WriteJSON(TextWriter):
             "settings": json.loads(json.dumps(res.meta, sort_keys=True)),
             "display": sel.options.to_dict(),
             "summary": [{"label": res.names[c], "mid": res.mids[c], "score": round(s, 4),
-                         "share": round(p, 2)} for c, s, p in sel.summary()],
+                         "shown_percent": round(p, 1)} for c, s, p in sel.summary()],
             "segments": [{"start": round(cue.start, 3), "end": round(cue.end, 3),
                           "text": sel.text(cue.classes),
                           "tags": [{"label": res.names[c], "mid": res.mids[c], "score": round(s, 4)}
@@ -256,7 +257,7 @@ class WriteMP4(ResultWriter):
         from .video import write_tagged_video
 
         return write_tagged_video(sel, path, source=context.get("source"), burn=bool(context.get("burn")),
-                                  overwrite=overwrite)
+                                  overwrite=overwrite, progress=bool(context.get("progress")))
 
 
 class WriteHTML(ResultWriter):
@@ -266,12 +267,17 @@ class WriteHTML(ResultWriter):
 
     def write(self, sel: Selection, path: str | os.PathLike, *, overwrite: bool = True,
               **context: Any) -> Path:
-        """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link)."""
-        from .report import write_page
+        """Write the page; ``context``: ``source`` (media), ``embed_media``, ``outputs`` (to link).
 
-        return write_page(sel, path, media=context.get("source"),
-                          embed_media=bool(context.get("embed_media")), outputs=context.get("outputs"),
-                          overwrite=overwrite)
+        ``final`` is the page's destination when ``path`` is a temporary name (links are relative to it).
+        """
+        from ..fileio import atomic_write_text
+        from .report.page import render_page
+
+        page = Path(context.get("final") or path)
+        return atomic_write_text(path, render_page(sel, page, media=context.get("source"),
+                                                   embed_media=bool(context.get("embed_media")),
+                                                   outputs=context.get("outputs")), overwrite=overwrite)
 
 
 _WRITERS: dict[str, type[ResultWriter]] = {

@@ -11,7 +11,8 @@ from .metrics import calculate_stats
 
 
 def evaluate(model: str | os.PathLike | None = None, data: str | os.PathLike = "", *,
-             json_path: str | os.PathLike | None = None, batch_size: int = 1024) -> dict:
+             json_path: str | os.PathLike | None = None, batch_size: int = 1024,
+             progress: bool = False) -> dict:
     """Compute mAP, AUC and d′ (SPEC §5) of a classifier on a TFRecord folder/glob or packed HDF5 file.
 
     Parameters
@@ -24,6 +25,8 @@ def evaluate(model: str | os.PathLike | None = None, data: str | os.PathLike = "
         Also write the stats (with per-class AP/AUC and the class ids) to this JSON file, atomically.
     batch_size : int
         Clips per model call.
+    progress : bool
+        Progress bar over the clips (with total and ETA) on stderr.
 
     Returns
     -------
@@ -36,7 +39,21 @@ def evaluate(model: str | os.PathLike | None = None, data: str | os.PathLike = "
 
     clf = load_classifier(model)
     clips = read_embeddings(data)
-    probs = clf.predict(clips.x, batch_size=batch_size)
+    n = len(clips.x)
+    if progress and n > batch_size:
+        import sys
+
+        import numpy as np
+        from tqdm.auto import tqdm
+
+        probs = np.empty((n, clf.num_classes), np.float32)
+        with tqdm(total=n, desc="evaluate", unit="clip", leave=False, file=sys.stderr) as bar:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                probs[start:stop] = clf.predict(clips.x[start:stop], batch_size=batch_size)
+                bar.update(stop - start)
+    else:
+        probs = clf.predict(clips.x, batch_size=batch_size)
     stats = calculate_stats(probs, clips.y)
     stats.update(model=clf.name, data=str(data), mids=list(load_labels().mids))
     if json_path is not None:

@@ -296,6 +296,11 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
              json.dumps(cfg), model.count_params(),
              f"; resumed at iteration {state['iteration']}" if resumed else "")
 
+    if resumed:     # said on the terminal too, not only in the log file
+        import sys
+
+        print(f"audiotagger: resuming {ws.dir} at iteration {state['iteration']} of {s['iterations']} "
+              f"(checkpoint {state.pop('resumed_from')})", file=sys.stderr)
     step = make_train_step(model, optimizer, cfg.get("single_label", False))
     forward = compiled_forward(model)
     total, every, bs = s["iterations"], s["eval_every"], s["batch_size"]
@@ -390,6 +395,7 @@ def _resume(ws, model, optimizer, sampler, mix_rng, state) -> bool:
                     raise ModelError(f"{path}: dropout seed state does not fit the model")
                 var.assign(arr)
         state.update(train_state)
+        state["resumed_from"] = str(path)
         return True
     return False
 

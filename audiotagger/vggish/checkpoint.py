@@ -3,7 +3,7 @@
 ``vggish_model.ckpt`` is a **V1** TensorFlow checkpoint (one file, no ``.index``), read here with
 ``tf.train.load_checkpoint`` (which also reads V2 prefixes). The 18 variables ``vggish/conv1/weights``
 ... ``vggish/fc2/biases`` are checked by name and shape and, on first use, converted one at a time to
-an HDF5 file of the same named float32 arrays in the model cache, keyed by the checkpoint's identity.
+an HDF5 file of the same named float32 arrays in the model cache, keyed by the checkpoint's content.
 Every load then builds :func:`.model.build_vggish` and copies that file into its variables in 4 MB
 blocks (slim's ``[kh, kw, in, out]`` and ``[in, out]`` layouts are Keras' own, and the channels-last
 flatten keeps slim's H, W, C order), so the process holds the weights once: peak RSS stays at
@@ -13,6 +13,7 @@ TensorFlow + model + a few MB (the one-off conversion peaks at about 1.2 GiB, be
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
 from collections.abc import Iterator
@@ -104,7 +105,12 @@ def iter_checkpoint(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]
         if not dtypes[name].is_floating:
             raise ModelError(f"{path}: variable {name} has dtype {dtypes[name].name}, expected float32")
     for name in P.CHECKPOINT_VARIABLES:
-        value = np.asarray(reader.get_tensor(name)).astype(np.float32, copy=False)
+        try:
+            value = np.asarray(reader.get_tensor(name)).astype(np.float32, copy=False)
+        except Exception as exc:  # tf raises DataLossError, NotFoundError, ... for a damaged file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: corrupt checkpoint: variable {name} cannot be read ({first})"
+                             ) from None
         if not np.isfinite(value).all():
             raise ModelError(f"{path}: variable {name} holds NaN or infinite values")
         yield name, value
@@ -179,25 +185,71 @@ def assign_checkpoint(model, variables) -> None:
         assign_variable(targets[name], value)
 
 
-def checkpoint_key(path: str | os.PathLike) -> str:
-    """Identity of a checkpoint for the conversion cache.
+_KEY_INDEX = "keys.json"
+"""File of the converted folder remembering each checkpoint file's content digest by path, size,
+modification time and inode, so that the 277 MB are hashed once per file, not at every load."""
 
-    The key hashes the absolute path, size and modification time of the file(s) and the converted
-    layout version: replacing or touching the checkpoint invalidates the cached conversion, and
-    hashing 277 MB of content (about as slow as the conversion itself) is avoided.
+
+def _content_digest(files: list[Path], index_path: Path | None) -> str:
+    """SHA-256 over the files' contents (with their names relative to the first), memoised in the index."""
+    stats = [f.stat() for f in files]
+    ident = json.dumps([[str(f), st.st_size, st.st_mtime_ns, st.st_ino]
+                        for f, st in zip(files, stats, strict=True)])
+    index: dict[str, str] = {}
+    if index_path is not None:
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            index = {}
+        if isinstance(index, dict) and isinstance(index.get(ident), str):
+            return index[ident]
+    h = hashlib.sha256(_FORMAT_TAG.encode())
+    for f in files:
+        h.update(f"\0{f.name.removeprefix(files[0].name)}\0".encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(8 << 20):
+                h.update(block)
+    digest = h.hexdigest()
+    if index_path is not None:
+        from ..fileio import atomic_write_text
+
+        index = {k: v for k, v in index.items() if _still_there(k)} if isinstance(index, dict) else {}
+        index[ident] = digest
+        try:
+            atomic_write_text(index_path, json.dumps(index, indent=0, sort_keys=True) + "\n")
+        except OSError:      # a read-only cache: hash again next time
+            pass
+    return digest
+
+
+def _still_there(ident: str) -> bool:
+    try:
+        return all(Path(entry[0]).exists() for entry in json.loads(ident))
+    except (ValueError, TypeError, IndexError, KeyError):
+        return False
+
+
+def checkpoint_key(path: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> str:
+    """Identity of a checkpoint for the conversion cache: a digest of its **content**.
+
+    The same checkpoint at another path (or copied, or touched) maps to the same converted file, so
+    the cache never holds two 288 MB conversions of one checkpoint, and a changed file (same path,
+    new content) never reuses a stale one. The digest is remembered per path, size, modification time
+    and inode (:data:`_KEY_INDEX`), so only a new or changed file is hashed.
     """
     p = Path(path).expanduser().resolve()
     files = [p] if p.is_file() else sorted(p.parent.glob(p.name + ".*"))
-    h = hashlib.sha256(_FORMAT_TAG.encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return h.hexdigest()[:20]
+    index = hub.cache_dir(model_dir) / CONVERTED_SUBDIR / _KEY_INDEX
+    try:
+        index.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+    return _content_digest(files, index if index.parent.is_dir() else None)[:20]
 
 
 def converted_path(path: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Path:
     """Cache file of the weights converted from checkpoint ``path``."""
-    return hub.cache_dir(model_dir) / CONVERTED_SUBDIR / f"vggish-{checkpoint_key(path)}.h5"
+    return hub.cache_dir(model_dir) / CONVERTED_SUBDIR / f"vggish-{checkpoint_key(path, model_dir)}.h5"
 
 
 def load_converted(model, cached: str | os.PathLike) -> None:

@@ -193,13 +193,15 @@ class VGGishEmbedder:
         return self.postprocessor(raw), raw
 
     def embed_waveform(self, x: np.ndarray, sr: float, hop: float = P.DEFAULT_HOP_SECONDS,
-                       save_logmel: bool = False, compat_truncate: bool = False) -> Embedding:
+                       save_logmel: bool = False, compat_truncate: bool = False,
+                       channels_axis: int | None = None) -> Embedding:
         """Embed an in-memory signal.
 
         Parameters
         ----------
-        x : np.ndarray [shape=(n,) or (n, channels)]
-            Float samples in [-1, 1]; channels are averaged.
+        x : np.ndarray [shape=(n,), (n, channels) or (channels, n)]
+            Float samples in [-1, 1]; channels are averaged (``channels_axis``: see
+            :func:`audiotagger.audio.to_mono`; None infers it and refuses an ambiguous shape).
         sr : float
             Sample rate (resampled to 16 kHz with libsoxr VHQ if different).
         hop : float
@@ -222,16 +224,18 @@ class VGGishEmbedder:
         x = np.asarray(x)
         if x.size == 0:
             raise AudioError("waveform: no samples")
+        x = to_mono(x, "waveform", channels_axis)
         frame_hop, duration = framing_hop(hop, compat_truncate), len(x) / float(sr)
         if compat_truncate:
-            x = SecondSplicer()(to_mono(x), int(sr), last=True)
+            x = SecondSplicer()(x, int(sr), last=True)
         examples = waveform_to_examples(x, sr, frame_hop, self.resampler)
         embedding, raw = self.embed_examples(examples)
         return Embedding(embedding, raw, example_times(len(raw), hop),
                          examples if save_logmel else None, duration, float(hop), "waveform", compat_truncate)
 
     def embed_file(self, path: str | os.PathLike, hop: float = P.DEFAULT_HOP_SECONDS,
-                   save_logmel: bool = False, compat_truncate: bool = False) -> Embedding:
+                   save_logmel: bool = False, compat_truncate: bool = False, strict: bool = False,
+                   final_partial: float | None = None) -> Embedding:
         """Embed a media file (any format ffmpeg reads), streaming it.
 
         Parameters
@@ -244,6 +248,8 @@ class VGGishEmbedder:
             Keep the log-mel examples in the result.
         compat_truncate : bool
             See :meth:`embed_waveform`.
+        strict, final_partial
+            See :meth:`iter_embed`.
 
         Returns
         -------
@@ -255,15 +261,21 @@ class VGGishEmbedder:
             The file cannot be decoded (the message names it and the problem).
         """
         ((_, result),) = self.iter_embed([path], hop=hop, save_logmel=save_logmel,
-                                         compat_truncate=compat_truncate)
+                                         compat_truncate=compat_truncate, strict=strict,
+                                         final_partial=final_partial)
         if isinstance(result, BaseException):
             raise result
         return result
 
     def iter_embed(self, sources: Iterable[str | os.PathLike], *, hop: float = P.DEFAULT_HOP_SECONDS,
-                   save_logmel: bool = False, progress: bool = False, compat_truncate: bool = False
+                   save_logmel: bool = False, progress: bool = False, compat_truncate: bool = False,
+                   strict: bool = False, final_partial: float | None = None
                    ) -> Iterator[tuple[Path, Embedding | AudioTaggerError]]:
-        """Embed many files, batching examples across them.
+        """Embed many files; each file's result is yielded as soon as that file is done.
+
+        Examples run in full batches while a file streams; its last, partial batch runs when the file
+        ends (the network has a free batch dimension, so a partial batch costs in proportion to its
+        size), so a finished file's result never waits for the next file to be read.
 
         Parameters
         ----------
@@ -274,9 +286,16 @@ class VGGishEmbedder:
         save_logmel : bool
             Keep the log-mel examples in the results.
         progress : bool
-            Show a progress bar of the audio seconds embedded so far (with the rate) on stderr.
+            Show a progress bar per file on stderr: audio seconds embedded, of the container's stated
+            duration (with the rate and an ETA where the container states it).
         compat_truncate : bool
             See :meth:`embed_waveform`.
+        strict : bool
+            Refuse damaged media instead of keeping what decodes with a warning
+            (:func:`audiotagger.audio.stream_audio`).
+        final_partial : float, optional
+            Seconds of audio after the last complete example that make one more, zero-padded example
+            (see :class:`.features.ExampleStream`); None keeps only complete examples.
 
         Yields
         ------
@@ -290,7 +309,7 @@ class VGGishEmbedder:
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="embedding", unit="audio-s", disable=not progress, leave=False, file=sys.stderr,
-                   bar_format="{desc}: {n:.0f} {unit} [{elapsed}, {rate_fmt}]")
+                   bar_format="{desc}: {n:.0f}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}]")
         pending: deque[_Job] = deque()
         queue: deque[tuple[_Job, np.ndarray]] = deque()
 
@@ -334,9 +353,15 @@ class VGGishEmbedder:
             job = _Job(Path(source), float(hop), save_logmel, compat_truncate)
             pending.append(job)
             try:
-                stream = ExampleStream(frame_hop, name=str(job.source))
+                stream = ExampleStream(frame_hop, name=str(job.source),
+                                       final_partial=None if compat_truncate else final_partial)
                 splicer = SecondSplicer() if compat_truncate else None
-                for chunk in stream_audio(job.source, pre_resample=splicer, resampler=self.resampler):
+                info: dict = {}
+                for chunk in stream_audio(job.source, pre_resample=splicer, strict=strict, info=info,
+                                          resampler=self.resampler):
+                    if "duration" in info:       # this file's stated length: a total and an ETA for its bar
+                        bar.reset(total=info.pop("duration"))
+                        bar.set_description(job.source.name[-40:], refresh=False)
                     enqueue(job, stream.push(chunk))
                     run(False)
                 enqueue(job, stream.finish())
@@ -351,7 +376,7 @@ class VGGishEmbedder:
                 job.raw.clear()
                 job.quantized.clear()
                 job.logmel.clear()
-            run(False)
+            run(True)       # this file's last partial batch now: its result must not wait for the next file
             yield from finished()
         run(True)
         bar.close()

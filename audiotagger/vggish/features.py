@@ -214,6 +214,11 @@ class ExampleStream:
         Example hop in seconds (1.0 default, 0.96 official).
     name : str
         Source name used in the short-input warning.
+    final_partial : float, optional
+        If given, the audio left after the last complete example (from its start + hop) becomes one
+        more, zero-padded example when it lasts at least this many seconds
+        (:data:`.params.FINAL_PARTIAL_MIN_SECONDS` when tagging). None: only complete examples (the
+        official framing).
 
     Notes
     -----
@@ -221,13 +226,16 @@ class ExampleStream:
     an example are kept between calls (less than one example plus one chunk).
     """
 
-    def __init__(self, hop: float = P.DEFAULT_HOP_SECONDS, name: str = "waveform"):
+    def __init__(self, hop: float = P.DEFAULT_HOP_SECONDS, name: str = "waveform",
+                 final_partial: float | None = None):
+        self.final_partial = final_partial
         self.hop_frames = hop_frames(hop)
         self.hop_samples = self.hop_frames * P.STFT_HOP_LENGTH_SAMPLES
         self.name = name
         self.num_samples = 0
         self.num_examples = 0
         self._buf = np.zeros(0, np.float32)
+        self._skip = 0
 
     @property
     def hop_seconds(self) -> float:
@@ -249,6 +257,9 @@ class ExampleStream:
         """
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         self.num_samples += len(chunk)
+        if self._skip:  # the next example starts after the samples seen so far: drop the gap
+            cut = min(self._skip, len(chunk))
+            chunk, self._skip = chunk[cut:], self._skip - cut
         buf = np.concatenate([self._buf, chunk]) if len(self._buf) else chunk
         n = num_examples(len(buf), self.hop_seconds)
         if n == 0:
@@ -262,6 +273,9 @@ class ExampleStream:
             starts = np.arange(n) * self.hop_frames
             examples = frames[starts[:, None] + np.arange(P.NUM_FRAMES)]
         self._buf = buf[n * self.hop_samples:].copy()
+        # with a 1 s hop the next example starts 400 samples after this one ends: a chunk that ended
+        # in between leaves samples to skip from the next chunks (not counting them lost them a shift)
+        self._skip = max(0, n * self.hop_samples - len(buf))
         self.num_examples += n
         return examples
 
@@ -276,7 +290,14 @@ class ExampleStream:
         np.ndarray [shape=(k, 96, 64), dtype=float32]
         """
         out = np.zeros((0, P.NUM_FRAMES, P.NUM_BANDS), np.float32)
-        if self.num_examples == 0 and self.num_samples > 0:
+        if (self.num_examples > 0 and self.final_partial is not None
+                and len(self._buf) >= self.final_partial * P.SAMPLE_RATE):
+            padded = np.zeros(P.EXAMPLE_SAMPLES, np.float32)
+            tail = self._buf[:P.EXAMPLE_SAMPLES]
+            padded[:len(tail)] = tail
+            out = log_mel_frames(padded)[np.newaxis]
+            self.num_examples += 1
+        elif self.num_examples == 0 and self.num_samples > 0:
             warnings.warn(f"{self.name}: audio is {self.num_samples / P.SAMPLE_RATE:.3f} s, shorter than "
                           f"one VGGish example ({P.EXAMPLE_SAMPLES / P.SAMPLE_RATE} s); zero-padded to one "
                           "example", AudioTaggerWarning, stacklevel=2)

@@ -38,6 +38,10 @@ EXAMPLE_SAMPLES = STFT_WINDOW_LENGTH_SAMPLES + (NUM_FRAMES - 1) * STFT_HOP_LENGT
 
 DEFAULT_HOP_SECONDS = 1.0
 """Example hop used by audiotagger: one example per second, aligned to whole seconds (100 frames)."""
+FINAL_PARTIAL_MIN_SECONDS = 0.5
+"""Tagging (hop 1 s): audio left after the last whole example is tagged as one more second, zero-padded
+like a file shorter than one example, when at least this long; a shorter tail is too little to mean
+something and is left out (it still counts in the duration)."""
 COMPAT_KEEP_SECONDS = 0.96
 """``--compat-truncate``: the part of each second the old tagger kept (``truncateAudioFs``, SPEC §2.7)."""
 
