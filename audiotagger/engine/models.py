@@ -131,6 +131,14 @@ def _classifier_weights(path: Path) -> tuple[dict, dict, str]:
         names = json.loads(str(npz["weight_names"]))
     finally:
         npz.close()
+    import numpy as np
+
+    from ..errors import ModelError
+
+    for key, arr in zip(names, weights, strict=True):
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():   # as the TF loader says
+            raise ModelError(f"{path}: weight {key} holds NaN or infinite values (a damaged or "
+                             "diverged model)")
     name = config.get("name") or meta.get("name") or path.stem
     return config, dict(zip(names, weights, strict=True)), name
 
