@@ -44,6 +44,9 @@ LIVE_READ_AHEAD = 1000
 """Blocks a live decode reads ahead of its consumer (each one ffmpeg packet, about 20-60 ms)."""
 RESAMPLER_QUALITY = "VHQ"
 """libsoxr quality recipe used for every rate conversion."""
+RESAMPLERS = ("soxr", "resampy")
+"""``--resampler`` choices: libsoxr VHQ, streamed (default), or resampy ``kaiser_best`` on the whole
+signal, as Google's VGGish code resamples (optional dependency; memory grows with the duration)."""
 
 _WAVE_FORMAT_IEEE_FLOAT = 3
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
@@ -71,7 +74,8 @@ def ffmpeg_exe() -> str:
 def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
                  chunk_seconds: float = CHUNK_SECONDS,
                  pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
-                 strict: bool = False, info: dict | None = None) -> Iterator[np.ndarray]:
+                 resampler: str = "soxr", strict: bool = False,
+                 info: dict | None = None) -> Iterator[np.ndarray]:
     """Decode a media file chunk by chunk to mono float32 at ``sr``.
 
     Parameters
@@ -88,6 +92,10 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
         ``pre_resample(chunk, native_rate, last) -> samples``, called on every chunk in order and
         with ``last=True`` on the final (possibly empty) one (e.g.
         :class:`audiotagger.vggish.features.SecondSplicer`).
+    resampler : {"soxr", "resampy"}
+        ``soxr`` resamples chunk by chunk (libsoxr VHQ stream); ``resampy`` holds the whole mono signal
+        at the native rate and resamples it once at the end (Google's VGGish code; memory grows
+        with the duration, about 176 kB per second at 44.1 kHz).
     strict : bool
         Refuse damaged media. By default, a stream with decoding errors (a cut file, garbage in the
         middle) or that decodes to clearly less than the container's stated duration keeps what
@@ -113,9 +121,10 @@ def stream_audio(path: str | os.PathLike, sr: int = DEFAULT_SAMPLE_RATE, *,
     """
     path = Path(path)
     sr = _check_rate(sr)
+    resampler = check_resampler(resampler)
     _check_file(path)
     yield from decode_input(["-i", str(path)], str(path), sr, chunk_seconds=chunk_seconds,
-                            pre_resample=pre_resample, strict=strict, info=info)
+                            pre_resample=pre_resample, strict=strict, info=info, resampler=resampler)
 
 
 def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_RATE, *,
@@ -123,8 +132,8 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
                  pre_resample: Callable[[np.ndarray, int, bool], np.ndarray] | None = None,
                  stdin=None, live: bool = False, open_timeout: float | None = None,
                  stall_timeout: float | None = None, stop: threading.Event | None = None,
-                 clock: ChunkClock | None = None, strict: bool = False, info: dict | None = None
-                 ) -> Iterator[np.ndarray]:
+                 clock: ChunkClock | None = None, strict: bool = False, info: dict | None = None,
+                 resampler: str = "soxr") -> Iterator[np.ndarray]:
     """Decode whatever ffmpeg opens with ``input_args`` (a file, a URL, a capture device, stdin).
 
     The one ffmpeg pipe of the package: :func:`stream_audio` (files) and the live driver
@@ -154,7 +163,7 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
         When set, decoding ends as if the input had ended (ffmpeg is stopped, no error is raised).
     clock : ChunkClock, optional
         Its ``time`` is set, before each chunk is yielded, to when that chunk's last byte came from ffmpeg.
-    strict, info
+    strict, info, resampler
         See :func:`stream_audio`.
 
     Yields
@@ -168,6 +177,7 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
         As :func:`stream_audio`, naming ``name``; :class:`StreamStalled` after ``stall_timeout``.
     """
     sr = _check_rate(sr)
+    resampler = check_resampler(resampler)
     with tempfile.TemporaryFile() as errfile:
         cmd = [ffmpeg_exe(), *(["-nostdin"] if stdin is None else []), "-hide_banner", "-nostats",
                "-loglevel", "level+info", *input_args,
@@ -182,7 +192,7 @@ def decode_input(input_args: Sequence[str], name: str, sr: int = DEFAULT_SAMPLE_
         watch.clock, watch.live = clock, live
         try:
             yield from _read_wav_stream(name, proc, errfile, sr, chunk_seconds, pre_resample, strict, info,
-                                        watch)
+                                        watch, resampler)
         finally:
             watch.cancel()
             if proc.poll() is None:
@@ -301,8 +311,29 @@ def check_finite(x: np.ndarray, name: str, sr: float | None = None, offset: int 
         raise AudioError(f"{name}: {int((~finite).sum())} non-finite samples (NaN or Inf){where}")
 
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """Resample a mono signal with libsoxr (VHQ); the identity when the rates are equal.
+def check_resampler(resampler: str | None) -> str:
+    """Validate ``--resampler`` (None: soxr); resampy must be installed.
+
+    Raises
+    ------
+    ParameterError
+        Unknown name, or resampy asked for but not installed.
+    """
+    name = "soxr" if resampler is None else str(resampler).lower()
+    if name not in RESAMPLERS:
+        raise ParameterError(f"--resampler: unknown {resampler!r} (choose from {', '.join(RESAMPLERS)})")
+    if name == "resampy":
+        import importlib.util
+
+        if importlib.util.find_spec("resampy") is None:
+            raise ParameterError("--resampler resampy: resampy is not installed "
+                                 "(pip install 'audiotagger[resampy]')")
+    return name
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int = DEFAULT_SAMPLE_RATE, resampler: str = "soxr"
+             ) -> np.ndarray:
+    """Resample a mono signal; the identity when the rates are equal.
 
     Parameters
     ----------
@@ -310,11 +341,18 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = DEFAULT_SAMPLE_RATE) -> np
         Mono float signal.
     sr_in, sr_out : int
         Input and output rates in Hz.
+    resampler : {"soxr", "resampy"}
+        libsoxr VHQ, or resampy's ``kaiser_best`` computed in float64 (Google's VGGish code).
 
     Returns
     -------
     np.ndarray [shape=(round(n * sr_out / sr_in),), dtype=float32]
     """
+    if check_resampler(resampler) == "resampy" and int(sr_in) != int(sr_out):
+        import resampy
+
+        y = resampy.resample(np.asarray(x, dtype=np.float64), int(sr_in), int(sr_out), filter="kaiser_best")
+        return y.astype(np.float32)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if int(sr_in) == int(sr_out):
         return x
@@ -344,7 +382,7 @@ def _check_file(path: Path) -> None:
 
 def _read_wav_stream(path: str | Path, proc: subprocess.Popen, errfile, sr: int, chunk_seconds: float,
                      pre_resample=None, strict: bool = False, info: dict | None = None,
-                     watch: _Watch | None = None) -> Iterator[np.ndarray]:
+                     watch: _Watch | None = None, resampler: str = "soxr") -> Iterator[np.ndarray]:
     """Parse ffmpeg's WAV output from the pipe and yield resampled mono chunks."""
     watch = watch or _Watch(proc)
     out = proc.stdout
@@ -381,11 +419,15 @@ def _read_wav_stream(path: str | Path, proc: subprocess.Popen, errfile, sr: int,
     if info is not None:
         info.update(rate=rate, channels=channels, duration=stated_duration(errfile))
 
-    resampler = None
-    if rate != sr:
+    native: list[np.ndarray] | None = None     # resampy: the native-rate signal, resampled at the end
+    if rate != sr and resampler == "resampy":
+        native, resampler = [], None
+    elif rate != sr:
         import soxr
 
         resampler = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality=RESAMPLER_QUALITY)
+    else:
+        resampler = None
     frame_bytes = 4 * channels
     chunk_bytes = max(1, int(chunk_seconds * rate)) * frame_bytes
     done = 0
@@ -406,6 +448,9 @@ def _read_wav_stream(path: str | Path, proc: subprocess.Popen, errfile, sr: int,
             mono = pre_resample(mono, rate, last)
         if resampler is not None:
             mono = resampler.resample_chunk(mono, last=last)
+        if native is not None:
+            native.append(np.array(mono))
+            mono = mono[:0]
         error = None
         if last:
             if watch.stopping:
@@ -426,6 +471,11 @@ def _read_wav_stream(path: str | Path, proc: subprocess.Popen, errfile, sr: int,
                     _check_damage(path, errfile, proc.returncode, done / rate, strict)
                 except AudioError as exc:
                     error = exc
+            if native is not None and error is None and done:
+                y = resample(np.concatenate(native), rate, sr, "resampy")
+                step = max(1, int(chunk_seconds * sr))
+                yield from (y[i:i + step] for i in range(0, len(y) - step, step))
+                mono = y[(max(0, len(y) - 1) // step) * step:]
         if len(mono):
             if watch.clock is not None:
                 watch.clock.time = watch.arrived

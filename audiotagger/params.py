@@ -28,6 +28,8 @@ DEFAULT_THRESHOLD = 0.1
 """Minimum probability for a class to be shown."""
 DEFAULT_TOP_K = 5
 """Most classes shown per second."""
+ONNX_PANNS_BATCH = 64
+"""PANNs windows per call on ONNX Runtime (the late blocks see them all at once; early blocks 8 at a time)."""
 TAG_BATCH_SIZE = 1024
 """Context windows per classifier call when tagging."""
 OUTPUT_FORMATS = ("srt", "vtt", "tsv", "csv", "json", "npz", "txt", "png", "mp4", "html")
@@ -52,6 +54,10 @@ DEFAULT_DROPOUT = 0.4
 """Dropout of the multi-level attention model."""
 DEFAULT_LEVELS = (2, 3)
 """Attention heads used by default (Yu et al. 2018)."""
+SAMPLERS = ("balanced", "shuffled")
+"""``train --sampler`` choices (here so that ``--help`` needs no numpy)."""
+STATS_FORMATS = ("table", "csv", "json")
+"""``stats -f`` choices."""
 
 # --- custom models (``audiotagger train --audio``) ---------------------------------------------------------
 PANNS_EMBED_WINDOW = 1.0

@@ -14,7 +14,11 @@ file is generated, so nothing needs downloading. Rows:
 * peak RSS (``VmHWM``, MiB) of a fresh process that loads the weights as a cached conversion is
   loaded and embeds a 10-minute or a 60-minute 16 kHz WAV (each in its own subprocess).
 
-Usage: ``python scripts/bench_embed.py [--seconds 600] [--long-minutes 60] [--batch-size 16]``.
+Every speed row is measured for each engine/precision (``--configs tf:fp32,onnx:fp32,onnx:int8``), the
+configurations interleaved within each repeat; int8 graphs are calibrated on ``../shared/data/audio``
+(the configuration is skipped when it is absent).
+
+Usage: ``python scripts/bench_embed.py [--seconds 600] [--long-minutes 60] [--configs ...]``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-from benchutil import best_of, matmul_gflops, print_table
+from benchutil import best_of, cpu_seconds, matmul_gflops, matmul_gflops_cpu, print_table
 
 from audiotagger.audio import CHUNK_SECONDS  # noqa: E402
 from audiotagger.vggish.model import DEFAULT_BATCH_SIZE  # noqa: E402
@@ -89,8 +93,52 @@ def make_embedder(folder: Path, batch_size: int):
     return VGGishEmbedder.from_model(model, Postprocessor(pca), batch_size=batch_size)
 
 
-def rss_child(path: str, folder: str, batch_size: int) -> None:
-    embedder = make_embedder(Path(folder), batch_size)
+SHARED_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
+
+
+def make_onnx_embedder(folder: Path, precision: str, batch_size: int | None = None):
+    """The same seeded weights as :func:`make_embedder` on ONNX Runtime (graphs built from the .h5)."""
+    import h5py
+
+    from audiotagger.engine.builder import GraphBuilder
+    from audiotagger.engine.graphs import vggish_conv, vggish_dense
+    from audiotagger.engine.runtime import VGGishOnnxRunner
+    from audiotagger.vggish.embed import VGGishEmbedder
+    from audiotagger.vggish.postprocess import Postprocessor
+
+    make_embedder(folder, DEFAULT_BATCH_SIZE)             # writes weights.h5 and pca.npz once
+    fp32 = folder / "onnx-fp32"
+    if not fp32.exists():
+        import onnx
+
+        fp32.mkdir()
+        with h5py.File(folder / "weights.h5", "r") as w, open(fp32 / "weights.bin", "wb") as data:
+            for part, add in (("conv", vggish_conv), ("dense", vggish_dense)):
+                b = GraphBuilder(part, data)
+                add(b, w)
+                onnx.save_model(b.model(), str(fp32 / f"{part}.onnx"))
+    graphs = fp32
+    if precision == "int8":
+        from audiotagger.engine.quantize import calibration_files, calibration_inputs, quantize_parts
+
+        graphs = folder / "onnx-int8"
+        if not graphs.exists():
+            graphs.mkdir()
+            quantize_parts(fp32, graphs, ("conv", "dense"),
+                           calibration_inputs("vggish", calibration_files(SHARED_AUDIO)))
+    runner = VGGishOnnxRunner(graphs, **({"batch_size": batch_size} if batch_size else {}))
+    return VGGishEmbedder.from_runner(runner, Postprocessor(folder / "pca.npz"), "onnx", precision)
+
+
+def embedder_for(config: str, folder: Path, batch_size: int | None):
+    engine, precision = config.split(":")
+    if engine == "tf":
+        return make_embedder(folder, batch_size or DEFAULT_BATCH_SIZE)
+    return make_onnx_embedder(folder, precision, batch_size)
+
+
+def rss_child(path: str, folder: str, batch_size: int, config: str = "tf:fp32") -> None:
+    embedder = embedder_for(config, Path(folder), batch_size)
     emb = embedder.embed_file(path)
     # VmHWM, not ru_maxrss: the latter survives exec and so reports the benchmark parent's size
     # at fork time (the child is forked from a process already holding a model).
@@ -100,9 +148,11 @@ def rss_child(path: str, folder: str, batch_size: int) -> None:
     print(f"RSS {peak_kb / 1024:.1f} {len(emb)}")
 
 
-def peak_rss(path: Path, folder: Path, batch_size: int) -> tuple[float, int]:
-    out = subprocess.run([sys.executable, __file__, "--rss-child", str(path), "--folder", str(folder),
-                          "--batch-size", str(batch_size)], capture_output=True, text=True, check=True)
+def peak_rss(path: Path, folder: Path, batch_size: int | None, config: str) -> tuple[float, int]:
+    cmd = [sys.executable, __file__, "--rss-child", str(path), "--folder", str(folder), "--configs", config]
+    if batch_size:
+        cmd += ["--batch-size", str(batch_size)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RSS ")][-1]
     _, mb, n = line.split()
     return float(mb), int(n)
@@ -113,14 +163,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--short-minutes", type=float, default=10.0)
     ap.add_argument("--long-minutes", type=float, default=60.0)
-    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="examples per network call (default: the engine's, 16 for tf and 256 for onnx)")
+    ap.add_argument("--configs", default="tf:fp32,onnx:fp32,onnx:int8",
+                    help="engine:precision pairs to compare, interleaved")
     ap.add_argument("--repeats", type=int, default=2, help="speed runs per row; the fastest counts")
     ap.add_argument("--skip-rss", action="store_true", help="only the speed rows")
     ap.add_argument("--rss-child", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
-        rss_child(args.rss_child, args.folder, args.batch_size)
+        rss_child(args.rss_child, args.folder, args.batch_size, args.configs)
         return
 
     from audiotagger.audio import ffmpeg_exe
@@ -133,50 +186,76 @@ def main() -> None:
         m4a = folder / "speed.m4a"
         subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(wav), "-ac", "2", "-ar", "44100",
                         "-c:a", "aac", "-b:a", "128k", str(m4a)], check=True)
-        embedder = make_embedder(folder, args.batch_size)
+        configs = [c for c in args.configs.split(",") if c.endswith("fp32") or SHARED_AUDIO.is_dir()]
+        embedders = {c: embedder_for(c, folder, args.batch_size) for c in configs}
 
         gf_before = matmul_gflops()
         x, sr = sf.read(wav, dtype="float32")
         examples = waveform_to_examples(x, sr)
         logmel_s = best_of(lambda: chunked_logmel(x, sr), args.repeats)[0]
-        embedder.runner(examples[: args.batch_size])  # trace once
-        model_s = best_of(lambda: embedder.runner(examples), args.repeats)[0]
-        wav_s, n_wav = best_of(lambda: len(embedder.embed_file(wav)), args.repeats)
-        m4a_s, n_m4a = best_of(lambda: len(embedder.embed_file(m4a)), args.repeats)
+        for e in embedders.values():
+            e.runner(examples[:16])  # trace / warm up once
+        times: dict = {}
+        cpu_rate: dict = {}
+        gf_cpu = matmul_gflops_cpu()
+        for _ in range(args.repeats):          # interleaved: every configuration once per round
+            for c, e in embedders.items():
+                for key, fn in (("model", lambda e=e: e.runner(examples)),
+                                ("wav", lambda e=e: len(e.embed_file(wav))),
+                                ("m4a", lambda e=e: len(e.embed_file(m4a)))):
+                    seconds, n = best_of(fn, 1)
+                    if key == "model":
+                        _, cpu = cpu_seconds(fn)
+                        cpu_rate[c] = max(cpu_rate.get(c, 0.0), len(examples) * GFLOP_PER_EXAMPLE / cpu)
+                    best = times.get((c, key), (float("inf"), 0))
+                    times[(c, key)] = min(best, (seconds, n if key != "model" else len(examples)))
         gf_after = matmul_gflops()
         gf = (gf_before + gf_after) / 2
 
-        def speed_row(name: str, n: int, seconds: float) -> tuple[str, str, str]:
+        def speed_row(name: str, config: str, key: str) -> tuple[str, ...]:
+            seconds, n = times[(config, key)]
             rate = args.seconds / seconds
-            return name, f"{rate:.1f} audio-s/s", f"{n / seconds * GFLOP_PER_EXAMPLE / gf:.2f}"
+            engine, precision = config.split(":")
+            return (name, engine, precision, f"{rate:.1f} audio-s/s",
+                    f"{n / seconds * GFLOP_PER_EXAMPLE / gf:.2f}")
 
-        rows.append(("numpy float32 4096^2 matmul", f"{gf:.1f} GFLOP/s (before {gf_before:.0f}, after "
-                     f"{gf_after:.0f})", "1.00"))
-        rows.append((f"limit at {GFLOP_PER_EXAMPLE:.3f} GFLOP/example",
+        rows.append(("numpy float32 4096^2 matmul", "", "", f"{gf:.1f} GFLOP/s (before {gf_before:.0f}, "
+                     f"after {gf_after:.0f})", "1.00"))
+        rows.append((f"limit at {GFLOP_PER_EXAMPLE:.3f} GFLOP/example", "", "",
                      f"{gf / GFLOP_PER_EXAMPLE:.1f} audio-s/s", "1.00"))
-        rows.append((f"log-mel only, {args.seconds:.0f} s in 10 s chunks",
+        rows.append((f"log-mel only, {args.seconds:.0f} s in 10 s chunks", "", "",
                      f"{args.seconds / logmel_s:.0f} audio-s/s", "-"))
-        rows.append(speed_row(f"network only, {len(examples)} examples", len(examples), model_s))
-        rows.append(speed_row(f"end to end, {args.seconds:.0f} s 16 kHz WAV", n_wav, wav_s))
-        rows.append(speed_row(f"end to end, {args.seconds:.0f} s 44.1 kHz stereo AAC", n_m4a, m4a_s))
+        for name, key in ((f"network only, {len(examples)} examples", "model"),
+                          (f"end to end, {args.seconds:.0f} s 16 kHz WAV", "wav"),
+                          (f"end to end, {args.seconds:.0f} s 44.1 kHz stereo AAC", "m4a")):
+            rows += [speed_row(name, c, key) for c in embedders]
+        rows.append(("numpy float32 matmul per CPU second (all threads)", "", "", f"{gf_cpu:.1f} GFLOP/CPU-s",
+                     "1.00"))
+        rows += [("network only, GFLOP per CPU second", *c.split(":"), f"{cpu_rate[c]:.1f} GFLOP/CPU-s",
+                  f"{cpu_rate[c] / gf_cpu:.2f}") for c in embedders]
         if not args.skip_rss:
             rows += rss_rows(folder, args)
-    print_table(("measure", "value", "of limit / ratio"), rows)
+    print_table(("measure", "engine", "precision", "value", "of limit / ratio"), rows)
+    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}: the machine is shared; the "
+          f"configurations were interleaved, fastest of {args.repeats} rounds each")
 
 
-def rss_rows(folder: Path, args) -> list[tuple[str, str, str]]:
-    """Peak RSS of fresh processes embedding a short and a long file."""
+def rss_rows(folder: Path, args) -> list[tuple[str, ...]]:
+    """Peak RSS of fresh processes embedding a short and a long file, per configuration."""
     short = write_test_wav(folder / "short.wav", args.short_minutes * 60)
-    rss_short, n_short = peak_rss(short, folder, args.batch_size)
-    short.unlink()
     long = write_test_wav(folder / "long.wav", args.long_minutes * 60)
-    rss_long, n_long = peak_rss(long, folder, args.batch_size)
-    long.unlink()
-    return [(f"peak RSS, {args.short_minutes:.0f}-min file ({n_short} examples)", f"{rss_short:.0f} MiB",
-             "-"),
-            (f"peak RSS, {args.long_minutes:.0f}-min file ({n_long} examples)", f"{rss_long:.0f} MiB",
-             f"{rss_long / rss_short:.2f}x")]
-
+    rows = []
+    for config in args.configs.split(","):
+        if config.endswith("int8") and not (folder / "onnx-int8").exists():
+            continue
+        engine, precision = config.split(":")
+        rss_short, n_short = peak_rss(short, folder, args.batch_size, config)
+        rss_long, n_long = peak_rss(long, folder, args.batch_size, config)
+        rows += [(f"peak RSS, {args.short_minutes:.0f}-min file ({n_short} examples)", engine, precision,
+                  f"{rss_short:.0f} MiB", "-"),
+                 (f"peak RSS, {args.long_minutes:.0f}-min file ({n_long} examples)", engine, precision,
+                  f"{rss_long:.0f} MiB", f"{rss_long / rss_short:.2f}x")]
+    return rows
 
 
 if __name__ == "__main__":

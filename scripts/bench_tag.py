@@ -14,7 +14,10 @@ resampling are part of the cost) when ``../shared/data`` is there, else a synthe
 VGGish checkpoint is the tests' seeded official-format one (weights don't change the speed); the classifier
 is the packaged default model if present, else a seeded one of the default architecture.
 
-Usage: ``python scripts/bench_tag.py [--work DIR] [--keep]``
+Every row is measured for each ``--engines`` entry (``onnx:fp32,tf:fp32`` by default; ``onnx:int8``
+needs ``$AUDIOTAGGER_CALIBRATION``), the engines interleaved measurement by measurement.
+
+Usage: ``python scripts/bench_tag.py [--work DIR] [--keep] [--engines onnx:fp32,tf:fp32]``
 """
 
 from __future__ import annotations
@@ -86,11 +89,13 @@ def models(work: Path) -> list[str]:
     return ["--checkpoint", str(ckpt), "--pca-params", str(pca), "--model", str(clf)]
 
 
-def run_tag(inputs: list[Path], out: Path, model_args: list[str], env: dict) -> tuple[float, float]:
+def run_tag(inputs: list[Path], out: Path, model_args: list[str], env: dict,
+            config: str = "onnx:fp32") -> tuple[float, float]:
     """Run one ``audiotagger tag`` process; return (wall seconds, peak RSS in MiB)."""
     shutil.rmtree(out, ignore_errors=True)
+    engine, precision = config.split(":")
     cmd = [sys.executable, "-m", "audiotagger", "tag", *map(str, inputs), "-o", str(out), "-q",
-           "-f", "srt,npz", *model_args]
+           "-f", "srt,npz", *model_args, "--engine", engine, "--precision", precision]
     t = time.perf_counter()
     with tempfile.TemporaryFile() as errfile:   # a file, not a pipe: a chatty run cannot block on it
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errfile)
@@ -108,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--engines", default="onnx:fp32,tf:fp32", help="engine:precision pairs, interleaved")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-tag-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -119,37 +125,47 @@ def main() -> None:
         hour = make_input(work / "sixty_minutes", 3600)
         shorts = [make_input(work / f"short_{i:02d}", 10) for i in range(20)]
 
-        cold, _ = run_tag(shorts[:1], work / "o0", model_args, env)   # converts the checkpoint once
-        one, _ = run_tag(shorts[:1], work / "o1", model_args, env)
-        twenty, _ = run_tag(shorts, work / "o20", model_args, env)
-        t10, rss10 = run_tag([ten], work / "o10", model_args, env)
-        t60, rss60 = run_tag([hour], work / "o60", model_args, env)
-        gflops_after = matmul_gflops()
-        per_file = (twenty - one) / 19
-        limit = 0.5 * (gflops_before + gflops_after) / VGGISH_GFLOP_PER_SECOND   # audio-s per second
+        configs = args.engines.split(",")
+        m: dict = {}
 
-        rows = [
-            ("numpy float32 4096² matmul (before / after)",
-             f"{gflops_before:.0f} / {gflops_after:.0f} GFLOP/s", ""),
-            ("first run ever (checkpoint conversion), 1 × 10 s", f"{cold:.1f} s", ""),
-            ("start-up + 1 × 10 s file", f"{one:.1f} s", ""),
-            ("10-minute file, wall", f"{t10:.1f} s", ""),
-            ("10-minute file, × real time", f"{600 / t10:.1f}×", ">= 50×"),
-            ("60-minute file, wall", f"{t60:.1f} s ({3600 / t60:.1f}× real time)", ""),
-            ("steady state without start-up: 3000 s / (T60 − T10)",
-             f"{3000 / (t60 - t10):.1f}× real time", ""),
-            ("  ÷ limit set by the matmul rate (1.728 GFLOP per audio second)",
-             f"{3000 / (t60 - t10) / limit:.2f}", ""),
-            ("peak RSS 10 min / 60 min", f"{rss10:.0f} / {rss60:.0f} MiB", ""),
-            ("peak RSS 60 min ÷ 10 min", f"{rss60 / rss10:.2f}×", "<= 1.25×"),
-            ("20 × 10 s files in one call, wall", f"{twenty:.1f} s", ""),
-            ("marginal time per short file ((T20 − T1) / 19)",
-             f"{per_file:.2f} s ({10 / per_file:.0f}× real time)", ""),
-        ]
-        print_table(("audiotagger tag benchmark", "measured", "target"), rows)
+        def each(key, inputs):          # one measurement, every engine in turn
+            for c in configs:
+                m[(c, key)] = run_tag(inputs, work / f"o-{key}", model_args, env, c)
+
+        each("cold", shorts[:1])        # converts the checkpoint / builds the graphs once
+        each("one", shorts[:1])
+        each("twenty", shorts)
+        each("t10", [ten])
+        each("t60", [hour])
+        gflops_after = matmul_gflops()
+        limit = 0.5 * (gflops_before + gflops_after) / VGGISH_GFLOP_PER_SECOND   # audio-s per second
+        rows = [("numpy float32 4096² matmul (before / after)", "",
+                 f"{gflops_before:.0f} / {gflops_after:.0f} GFLOP/s", "")]
+        for c in configs:
+            cold, one, twenty = m[(c, "cold")][0], m[(c, "one")][0], m[(c, "twenty")][0]
+            (t10, rss10), (t60, rss60) = m[(c, "t10")], m[(c, "t60")]
+            per_file = (twenty - one) / 19
+            rows += [
+                ("first run ever (checkpoint conversion), 1 × 10 s", c, f"{cold:.1f} s", ""),
+                ("start-up + 1 × 10 s file", c, f"{one:.1f} s", ""),
+                ("10-minute file, wall", c, f"{t10:.1f} s", ""),
+                ("10-minute file, × real time", c, f"{600 / t10:.1f}×", ">= 50×"),
+                ("60-minute file, wall", c, f"{t60:.1f} s ({3600 / t60:.1f}× real time)", ""),
+                ("steady state without start-up: 3000 s / (T60 − T10)", c,
+                 f"{3000 / (t60 - t10):.1f}× real time", ""),
+                ("  ÷ limit set by the matmul rate (1.728 GFLOP per audio second)", c,
+                 f"{3000 / (t60 - t10) / limit:.2f}", ""),
+                ("peak RSS 10 min / 60 min", c, f"{rss10:.0f} / {rss60:.0f} MiB", ""),
+                ("peak RSS 60 min ÷ 10 min", c, f"{rss60 / rss10:.2f}×", "<= 1.25×"),
+                ("20 × 10 s files in one call, wall", c, f"{twenty:.1f} s", ""),
+                ("marginal time per short file ((T20 − T1) / 19)", c,
+                 f"{per_file:.2f} s ({10 / per_file:.0f}× real time)", ""),
+            ]
+        print_table(("audiotagger tag benchmark", "engine", "measured", "target"), rows)
         kind = ("Big Buck Bunny soundtrack looped (AAC 44.1 kHz stereo)" if SHARED_VIDEO.is_file()
                 else "synthetic 44.1 kHz stereo WAV")
-        print(f"input: {kind}; {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}")
+        print(f"input: {kind}; {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f} (shared "
+              "machine: engines interleaved)")
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)

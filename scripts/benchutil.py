@@ -29,6 +29,24 @@ def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
     return 2 * n ** 3 / seconds / 1e9
 
 
+def cpu_seconds(fn) -> tuple[float, float]:
+    """Return (wall seconds, CPU seconds of this process, all threads) of one call of ``fn``."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def matmul_gflops_cpu(n: int = 4096, repeats: int = 3) -> float:
+    """Float32 ``n``×``n`` matmul GFLOP per CPU second (all threads).
+
+    Less disturbed by other processes than the wall rate, so a network's FLOP per CPU second over it is a
+    steadier "of limit" ratio on a shared machine.
+    """
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    return 2 * n ** 3 / min(cpu_seconds(lambda: a @ a)[1] for _ in range(repeats)) / 1e9
+
+
 def print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """Print ``rows`` under ``headers``: left-aligned columns and a dashed rule (last column unpadded)."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]

@@ -13,7 +13,6 @@ from audiotagger.cli import main
 from audiotagger.errors import AudioError, AudioTaggerWarning, ParameterError
 from audiotagger.vggish.embed import VGGishEmbedder, embed_file
 from audiotagger.vggish.features import waveform_to_examples
-from audiotagger.vggish.model import VGGishRunner
 from audiotagger.vggish.postprocess import postprocess
 from tests.conftest import shared_file
 
@@ -104,10 +103,16 @@ def test_each_result_comes_before_the_next_file_is_read(embedder, wavs):
 
 def test_examples_run_in_full_batches_and_failures_isolated(embedder, wavs):
     small = copy.copy(embedder)
-    small.runner = VGGishRunner(embedder.model, batch_size=4)
     sizes = []
-    call = small.runner._call
-    small.runner._call = lambda batch: (sizes.append(len(batch)), call(batch))[1]
+
+    class Recording:  # the real runner, called with batches of at most 4 examples (sizes recorded)
+        batch_size = 4
+
+        def __call__(self, batch):
+            sizes.append(len(batch))
+            return embedder.runner(batch)
+
+    small.runner = Recording()
     names = ["a", "broken", "b", "c", "missing", "d"]
     with pytest.warns(AudioTaggerWarning, match="c.wav: audio is 0.500 s"):
         results = list(small.iter_embed([wavs / f"{n}.wav" for n in names], save_logmel=True))

@@ -116,11 +116,11 @@ class EmbedJob:
     def load(self) -> None:
         """Load VGGish and the PCA parameters (once per worker), and the labels CSV when given."""
         from ..vggish.embed import VGGishEmbedder
-        from ..vggish.model import DEFAULT_BATCH_SIZE
 
         s = self.spec
         self.embedder = VGGishEmbedder(s["checkpoint"], s["pca_params"], s["model_dir"], s["offline"],
-                                       batch_size=s["batch_size"] or DEFAULT_BATCH_SIZE)
+                                       batch_size=s["batch_size"], engine=s.get("engine"),
+                                       precision=s.get("precision"), resampler=s.get("resampler"))
         self.labels = read_labels_csv(s["labels_csv"], s.get("cwd")) if s.get("labels_csv") else None
 
     def names(self, given: str) -> dict[str, str]:

@@ -1,12 +1,9 @@
 """The attention classifier over 10-second windows of AudioSet embeddings, shared by training and tagging.
 
-Importing this package loads no TensorFlow; :func:`load_classifier` does. The training loop lives in
+Importing this package loads nothing heavy (not even numpy: ``--help`` lists the model types from
+:mod:`.models`); :func:`load_classifier` loads an engine. The training loop lives in
 :mod:`audiotagger.train` and is never needed to tag.
 """
-
-from .classifier import Classifier, default_model_path, load_classifier
-from .models import MODEL_TYPES, build_model, check_levels, model_config
-from .tiling import retile, tile_to_ten
 
 __all__ = [
     "Classifier",
@@ -19,3 +16,18 @@ __all__ = [
     "retile",
     "tile_to_ten",
 ]
+
+_LAZY = {
+    "Classifier": "classifier", "default_model_path": "classifier", "load_classifier": "classifier",
+    "MODEL_TYPES": "models", "build_model": "models", "check_levels": "models", "model_config": "models",
+    "retile": "tiling", "tile_to_ten": "tiling",
+}
+
+
+def __getattr__(name: str):
+    """Import the public names on first use (``from audiotagger.classifier import load_classifier``)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,25 @@ def compiled_forward(model, input_signature=None):
                        reduce_retracing=True)
 
 
+def check_windows(windows, batch_size: int = 1) -> np.ndarray:
+    """Validate classifier input (shared by both engines): uint8 ``(n, 10, 128)``, ``batch_size >= 1``.
+
+    Raises
+    ------
+    ParameterError
+        Wrong shape, dtype or batch size.
+    """
+    windows = np.asarray(windows)
+    if windows.ndim != 3 or windows.shape[1:] != (CLIP_SECONDS, EMBEDDING_SIZE):
+        raise ParameterError(f"Classifier.predict: expected windows of shape (n, {CLIP_SECONDS}, "
+                             f"{EMBEDDING_SIZE}), got {windows.shape}")
+    if windows.dtype != np.uint8:
+        raise ParameterError(f"Classifier.predict: expected uint8 embeddings, got {windows.dtype}")
+    if batch_size < 1:
+        raise ParameterError(f"batch_size: must be >= 1, got {batch_size}")
+    return windows
+
+
 class Classifier:
     """A Keras attention classifier with its config; ``predict`` maps uint8 windows to probabilities.
 
@@ -55,6 +75,8 @@ class Classifier:
     name : str
         Identifier recorded in outputs (model id).
     """
+
+    engine = "tf"
 
     def __init__(self, model, config: dict, name: str):
         import tensorflow as tf
@@ -114,7 +136,8 @@ class Classifier:
         return f"Classifier(name={self.name!r}, config={self.config!r})"
 
 
-def load_classifier(spec: str | os.PathLike | None = None) -> Classifier:
+def load_classifier(spec: str | os.PathLike | None = None, *, engine: str | None = None,
+                    model_dir: str | os.PathLike | None = None):
     """Load a classifier.
 
     Parameters
@@ -123,19 +146,34 @@ def load_classifier(spec: str | os.PathLike | None = None) -> Classifier:
         None or ``"default"``: the packaged default model. Otherwise a classifier ``.npz`` written by
         ``audiotagger train`` (best model, any iteration checkpoint, averaged model) or a Keras
         ``.keras`` file of a model built from :mod:`audiotagger.classifier.models`.
+    engine : {"onnx", "tf"}, optional
+        ``--engine``: ONNX Runtime (default; the graph is built once and cached under ``model_dir``)
+        or TensorFlow.
+    model_dir : path-like, optional
+        Model cache folder (holds the ONNX graphs).
 
     Returns
     -------
-    Classifier
+    Classifier or audiotagger.engine.runtime.OnnxClassifier
+        Both have ``name``, ``config``, ``num_classes`` and ``predict(windows, batch_size)``.
 
     Raises
     ------
     ModelError
         If the file is missing, unreadable or does not fit the model its config describes.
     """
+    from ..engine import check_engine
+
+    engine, _ = check_engine(engine)
+    path = default_model_path() if spec is None or str(spec) == "default" else Path(spec)
+    if engine == "onnx" and _audioset_classifier(path):
+        from ..engine.models import classifier_graphs
+        from ..engine.runtime import OnnxClassifier
+
+        folder, config, name = classifier_graphs(path, model_dir)
+        return OnnxClassifier(folder, config, name)
     from .models import build_model
 
-    path = default_model_path() if spec is None or str(spec) == "default" else Path(spec)
     if path.suffix == ".keras":
         return _load_keras(path)
     config, weights, meta = read_model(path)
@@ -146,6 +184,23 @@ def load_classifier(spec: str | os.PathLike | None = None) -> Classifier:
     restore_weights(model, weights, path)
     name = config.get("name") or meta.get("name") or path.stem
     return Classifier(model, config, name)
+
+
+def _audioset_classifier(path: Path) -> bool:
+    """True unless ``path`` is a custom model (other backbone, width or input type).
+
+    Custom models (``train --audio``) run on TensorFlow whatever ``--engine`` says: the ONNX graphs
+    cover the AudioSet classifiers over uint8 (10, 128) windows. Only the config member is read.
+    """
+    if path.suffix != ".npz" or not path.is_file():
+        return True
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            config = json.loads(str(npz["config"]))
+    except Exception:  # unreadable files: the normal path reports them
+        return True
+    custom = ("backbone", "labels", "embedding_size", "input_dtype")
+    return not any(key in config for key in custom)
 
 
 def _load_keras(path: Path) -> Classifier:

@@ -154,6 +154,28 @@ def _number(text: str, kind: type) -> int | float:
         raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
 
 
+def add_engine_arguments(group, *, resampler: bool = True) -> None:
+    """Add ``--engine`` and ``--precision``, and ``--resampler`` unless ``resampler`` is False.
+
+    ``tag`` and ``embed`` take all three; ``listen`` (live sources, never resampled as a whole) the first two.
+    """
+    from ..engine import DEFAULT_ENGINE, DEFAULT_PRECISION, ENGINES, PRECISIONS
+
+    group.add_argument("--engine", choices=ENGINES, default=None,
+                       help=f"where the networks run: onnx (ONNX Runtime, no TensorFlow import) or tf "
+                            f"(TensorFlow, the reference) (default: {DEFAULT_ENGINE})")
+    group.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help=f"network precision; int8 is ONNX Runtime static quantisation, calibrated "
+                            f"once on the recordings in $AUDIOTAGGER_CALIBRATION (onnx only; default: "
+                            f"{DEFAULT_PRECISION})")
+    if not resampler:
+        return
+    group.add_argument("--resampler", choices=("soxr", "resampy"), default=None,
+                       help="VGGish: resampling of inputs not at 16 kHz: soxr (VHQ, streamed; default) or "
+                            "resampy (kaiser_best on the whole signal: Google's VGGish examples exactly; "
+                            "needs the resampy extra)")
+
+
 # --- inputs and outputs ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)

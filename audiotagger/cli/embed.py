@@ -12,7 +12,15 @@ import argparse
 import sys
 
 from .archive import absolute, add_archive_arguments, check_plain, plain_inputs, run_archive_command
-from .common import EXIT_OK, expand_inputs, plan_outputs, positive_float, positive_int, run_each
+from .common import (
+    EXIT_OK,
+    add_engine_arguments,
+    expand_inputs,
+    plan_outputs,
+    positive_float,
+    positive_int,
+    run_each,
+)
 
 FORMATS = {"npz": ".npz", "tfrecord": ".tfrecord"}
 
@@ -45,7 +53,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model-dir", metavar="DIR", help="model cache folder")
     p.add_argument("--offline", action="store_true", default=None, help="never download models")
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
-                   help="examples per network call (default 16)")
+                   help="examples per network call (default: 16 with --engine tf, 256 with onnx)")
+    add_engine_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--strict", action="store_true",
                    help="refuse damaged media (default: embed what decodes, with a warning)")
@@ -75,6 +84,12 @@ def run(args) -> int:
     if args.format == "tfrecord" and args.save_logmel:
         raise ParameterError("--save-logmel: only with -f npz (the AudioSet format has no log-mels)")
     framing_hop(args.hop, args.compat_truncate)
+    from ..engine import check_engine
+
+    check_engine(args.engine, args.precision)
+    from ..audio import check_resampler
+
+    check_resampler(args.resampler)
     check_plain(args)
     if args.labels_csv and args.format != "tfrecord":
         raise ParameterError("--labels-csv: only with -f tfrecord")
@@ -87,7 +102,8 @@ def run(args) -> int:
             "labels_csv": args.labels_csv, "hop": args.hop, "save_logmel": args.save_logmel,
             "compat_truncate": args.compat_truncate, "checkpoint": absolute(args.checkpoint),
             "pca_params": absolute(args.pca_params), "model_dir": absolute(args.model_dir),
-            "offline": args.offline, "batch_size": args.batch_size})
+            "offline": args.offline, "batch_size": args.batch_size, "engine": args.engine,
+            "precision": args.precision, "resampler": args.resampler})
     args.inputs = plain_inputs(args)
     if not args.inputs:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --input-list FILE)")
@@ -108,10 +124,10 @@ def run(args) -> int:
         results = yam.iter_embed([item.path for item in todo])
     elif todo:
         from ..vggish.embed import VGGishEmbedder
-        from ..vggish.model import DEFAULT_BATCH_SIZE
 
         embedder = VGGishEmbedder(args.checkpoint, args.pca_params, args.model_dir, args.offline,
-                                  batch_size=args.batch_size or DEFAULT_BATCH_SIZE)
+                                  batch_size=args.batch_size, engine=args.engine, precision=args.precision,
+                                  resampler=args.resampler)
         results = embedder.iter_embed([item.path for item in todo], hop=args.hop,
                                       save_logmel=args.save_logmel, progress=not args.quiet,
                                       compat_truncate=args.compat_truncate, strict=args.strict)

@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
                         "(default: 20)")
     i.add_argument("--stall-timeout", type=positive_float, default=None, metavar="S",
                    help="seconds without audio that count as a stall (default: 5)")
-    add_model_options(p.add_argument_group("model"), compat_truncate=False)
+    add_model_options(p.add_argument_group("model"), compat_truncate=False, resampler=False)
     add_display_options(p.add_argument_group("display"))
     o = p.add_argument_group("outputs")
     o.add_argument("--jsonl", action="store_true",
@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     listener = session.Listener(
         args.source, device=args.device, format=args.format, rate=args.rate, channels=args.channels,
         model=args.model, checkpoint=args.checkpoint, pca_params=args.pca_params, model_dir=args.model_dir,
-        offline=args.offline, batch_size=args.batch_size, left=args.left, right=args.right,
+        offline=args.offline, batch_size=args.batch_size, engine=args.engine, precision=args.precision,
+        left=args.left, right=args.right,
         sample_duration=args.sample_duration, hop_duration=args.hop_duration, threshold=args.threshold,
         top_k=args.top_k, show_music_speech=args.show_music_speech, exclude=args.exclude,
         compat=args.compat, smooth=smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..train.stats import FORMATS
+from ..params import STATS_FORMATS as FORMATS
 from .common import nonnegative_int, positive_int
 
 

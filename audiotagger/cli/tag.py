@@ -13,12 +13,14 @@ from ..params import (
     DEFAULT_RIGHT,
     DEFAULT_THRESHOLD,
     DEFAULT_TOP_K,
+    ONNX_PANNS_BATCH,
     OUTPUT_FORMATS,
     TAG_BATCH_SIZE,
 )
 from ..yamnet import params as yp
 from .archive import absolute, add_archive_arguments, check_plain, plain_inputs, run_archive_command
 from .common import (
+    add_engine_arguments,
     expand_inputs,
     nonnegative_int,
     plan_outputs,
@@ -73,7 +75,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_model_options(m, *, compat_truncate: bool = True) -> None:
+def add_model_options(m, *, compat_truncate: bool = True, resampler: bool = True) -> None:
     """The model options of ``tag`` (and ``listen``) on the argument group ``m``."""
     m.add_argument("--model", default=None, metavar="NAME|PATH",
                    help="classifier: 'default' (packaged) or a model file written by 'audiotagger train' "
@@ -106,7 +108,9 @@ def add_model_options(m, *, compat_truncate: bool = True) -> None:
                         f"patches centred in it; {yp.NATIVE_HOP_DURATION} keeps the patches)")
     m.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help=f"windows per network call (default: {TAG_BATCH_SIZE} context windows; PANNs: "
-                        f"{pp.DEFAULT_BATCH_SIZE}; YAMNet: {yp.DEFAULT_BATCH_SIZE} patches)")
+                        f"{pp.DEFAULT_BATCH_SIZE} with --engine tf, {ONNX_PANNS_BATCH} with onnx; YAMNet: "
+                        f"{yp.DEFAULT_BATCH_SIZE} patches)")
+    add_engine_arguments(m, resampler=resampler)
 
 
 def add_display_options(d) -> None:
@@ -157,13 +161,22 @@ def run(args: argparse.Namespace) -> int:
     if from_probs and (args.inputs or args.input_list or args.ray is not None):
         raise ParameterError("--from-probs: give the .npz files to --from-probs, not as inputs "
                              "(and without --ray or --input-list)")
+    backend = backend_name(args.model)
+    from ..engine import check_engine
+
+    check_engine(args.engine, args.precision)
+    if args.resampler is not None:
+        from ..audio import check_resampler
+
+        check_resampler(args.resampler)
+        if backend != "vggish":
+            raise ParameterError(f"--resampler: only for the VGGish backend, not {backend} models")
     if args.ray is not None:
         return run_archive_command(args, _archive_spec(args, formats))
     args.inputs = plain_inputs(args)
     if not from_probs and not args.inputs:
         raise ParameterError("no input given (audio/video files, folders, patterns, or --from-probs NPZ)")
     check_context(args.left, args.right)
-    backend = backend_name(args.model)
     check_backend_options(backend, compat_truncate=args.compat_truncate,
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
     display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
@@ -223,7 +236,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.reconfigure(errors="replace")
     if not from_probs and to_tag:
         tagger = load_tagger(args.model, checkpoint=args.checkpoint, pca_params=args.pca_params,
-                             model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size)
+                             model_dir=args.model_dir, offline=args.offline, batch_size=args.batch_size,
+                             engine=args.engine, precision=args.precision,
+                             **({"resampler": args.resampler} if args.resampler else {}))
         # one stream over every input to tag; each file's result comes as soon as that file is done
         results = tagger.iter_tag([item.path for item in to_tag], left=args.left, right=args.right,
                                   sample_duration=args.sample_duration, hop_duration=args.hop_duration,
@@ -247,7 +262,9 @@ def _archive_spec(args: argparse.Namespace, formats) -> dict:
             "display": display,
             "backend": {"checkpoint": absolute(args.checkpoint), "pca_params": absolute(args.pca_params),
                         "model_dir": absolute(args.model_dir),
-                        "offline": args.offline, "batch_size": args.batch_size},
+                        "offline": args.offline, "batch_size": args.batch_size, "engine": args.engine,
+                        "precision": args.precision,
+                        **({"resampler": args.resampler} if args.resampler else {})},
             "options": {"left": args.left, "right": args.right, "sample_duration": args.sample_duration,
                         "hop_duration": args.hop_duration, "compat_truncate": args.compat_truncate,
                         "strict": args.strict}}

@@ -19,10 +19,10 @@ from ..params import (
     DEFAULT_DROPOUT,
     DEFAULT_HIDDEN_UNITS,
     DEFAULT_LEVELS,
+    SAMPLERS,
     TEST_FOLD,
 )
 from ..train.models import LR_SCHEDULES
-from ..train.sampler import SAMPLERS
 from .common import EXIT_FAILED, EXIT_OK, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 AUDIOSET_ITERATIONS, AUDIOSET_EVAL_EVERY = 30000, 1000

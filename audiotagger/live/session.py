@@ -121,8 +121,9 @@ class Listener:
         A URL, ``-`` (stdin) or None (the microphone); see :func:`.sources.parse_source`.
     device, format, rate, channels
         Input options (``--device``, ``--format``, ``--rate``, ``--channels``).
-    model, checkpoint, pca_params, model_dir, offline, batch_size
-        Model selection as for ``tag`` (:func:`audiotagger.tag.tagger.load_backend`).
+    model, checkpoint, pca_params, model_dir, offline, batch_size, engine, precision
+        Model selection as for ``tag`` (:func:`audiotagger.tag.tagger.load_backend`); ``engine``
+        (onnx by default, or tf) and ``precision`` (fp32, int8) as ``--engine`` and ``--precision``.
     left, right : int
         VGGish: context seconds (a second is emitted once its right context has arrived).
     sample_duration, hop_duration : float, optional
@@ -148,7 +149,8 @@ class Listener:
     def __init__(self, source: str | None = None, *, device: str | None = None, format: str | None = None,
                  rate: int | None = None, channels: int | None = None, model: Any = None,
                  checkpoint: Any = None, pca_params: Any = None, model_dir: Any = None,
-                 offline: bool | None = None, batch_size: int | None = None, left: int = DEFAULT_LEFT,
+                 offline: bool | None = None, batch_size: int | None = None, engine: str | None = None,
+                 precision: str | None = None, left: int = DEFAULT_LEFT,
                  right: int = DEFAULT_RIGHT, sample_duration: float | None = None,
                  hop_duration: float | None = None, threshold: float | None = None, top_k: int | None = None,
                  show_music_speech: bool | None = None, exclude: Sequence[str] | None = None,
@@ -185,7 +187,8 @@ class Listener:
         self._stream_options = {"left": left, "right": right, "sample_duration": sample_duration,
                                 "hop_duration": hop_duration}
         self._load = {"model": model, "checkpoint": checkpoint, "pca_params": pca_params,
-                      "model_dir": model_dir, "offline": offline, "batch_size": batch_size}
+                      "model_dir": model_dir, "offline": offline, "batch_size": batch_size,
+                      "engine": engine, "precision": precision}
         self.tagger = tagger
         self._warm = False
         self.rows: list[Row] = []

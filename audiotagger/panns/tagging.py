@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import AudioError, ParameterError
+from ..params import ONNX_PANNS_BATCH as ONNX_BATCH_SIZE  # windows per call on ONNX Runtime
 from ..stream import WindowCutter
 from . import params
 
@@ -107,8 +108,13 @@ class PannsTagger:
         Model cache folder.
     offline : bool, optional
         Never download.
-    batch_size : int
-        Windows per network call.
+    batch_size : int, optional
+        Windows per network call (default 8 with TensorFlow; 64 with ONNX Runtime, whose early
+        blocks still run 8 at a time).
+    engine : {"onnx", "tf"}, optional
+        ``--engine`` (default onnx).
+    precision : {"fp32", "int8"}, optional
+        ``--precision`` (onnx only).
 
     Attributes
     ----------
@@ -120,17 +126,32 @@ class PannsTagger:
 
     def __init__(self, model: str | os.PathLike = "panns-cnn14", checkpoint: str | os.PathLike | None = None,
                  *, model_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                 batch_size: int = params.DEFAULT_BATCH_SIZE):
+                 batch_size: int | None = None, engine: str | None = None, precision: str | None = None):
+        from ..engine import check_engine
+
+        self.engine, self.precision = check_engine(engine, precision)
+        if batch_size is None:
+            batch_size = ONNX_BATCH_SIZE if self.engine == "onnx" else params.DEFAULT_BATCH_SIZE
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ParameterError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
-        from .checkpoint import load_model
-
-        self.network, self.checkpoint_path = load_model(model, checkpoint, model_dir=model_dir,
-                                                        offline=offline)
-        self.architecture = self.network.name
-        self.min_frames = params.get_architecture(self.architecture).min_frames
         self.batch_size = int(batch_size)
         self._call = None
+        if self.engine == "onnx":
+            from ..engine.models import panns_graphs
+            from ..engine.runtime import PannsOnnxNetwork
+
+            folder, self.architecture, self.checkpoint_path = panns_graphs(
+                model, checkpoint, model_dir=model_dir, offline=offline, precision=self.precision)
+            self.network = None
+            self._call = PannsOnnxNetwork(folder, early_batch=min(self.batch_size, params.DEFAULT_BATCH_SIZE),
+                                          batch_size=self.batch_size)
+        else:
+            from .checkpoint import load_model
+
+            self.network, self.checkpoint_path = load_model(model, checkpoint, model_dir=model_dir,
+                                                            offline=offline)
+            self.architecture = self.network.name
+        self.min_frames = params.get_architecture(self.architecture).min_frames
 
     @property
     def name(self) -> str:

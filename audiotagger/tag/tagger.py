@@ -205,24 +205,34 @@ class Tagger:
         Never download.
     batch_size : int
         Context windows per classifier call.
+    engine : {"onnx", "tf"}, optional
+        ``--engine``: where the networks run (default onnx, see :mod:`audiotagger.engine`).
+    precision : {"fp32", "int8"}, optional
+        ``--precision`` of VGGish (onnx only; the classifier stays fp32).
+    resampler : {"soxr", "resampy"}, optional
+        ``--resampler`` for inputs not at 16 kHz (resampy: Google's VGGish resampling).
     """
 
     backend = "vggish"
 
     def __init__(self, model: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None,
                  pca_params: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
-                 offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE):
+                 offline: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE, engine: str | None = None,
+                 precision: str | None = None, resampler: str | None = None):
         if is_panns(model) or is_yamnet(model) or is_custom(model):
             raise ParameterError(f"--model: {model} is a {backend_name(model)} model; use load_backend()")
         from ..classifier import load_classifier
+        from ..engine import check_engine
         from ..vggish.embed import VGGishEmbedder
 
         if int(batch_size) < 1:
             raise ParameterError(f"--batch-size: must be >= 1, got {batch_size}")
+        self.engine, self.precision = check_engine(engine, precision)
         self.batch_size = int(batch_size)
-        self.classifier = load_classifier(model)
+        self.classifier = load_classifier(model, engine=self.engine, model_dir=model_dir)
         self.embedder = VGGishEmbedder(checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir,
-                                       offline=offline)
+                                       offline=offline, engine=self.engine, precision=self.precision,
+                                       resampler=resampler)
         self.model_name = str(self.classifier.name)
 
     def _result(self, source: str, emb, left: int, right: int, progress: bool) -> TagResult:
@@ -373,18 +383,22 @@ class PannsBackend:
     model_dir, offline
         Model cache folder; never download.
     batch_size : int, optional
-        Windows per network call (default: the PANNs default).
+        Windows per network call (default: the PANNs default of the engine).
+    engine, precision : str, optional
+        ``--engine`` and ``--precision`` (see :class:`Tagger`).
     """
 
     backend = "panns"
 
     def __init__(self, model: str | os.PathLike = "panns-cnn14", *,
                  checkpoint: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
-                 offline: bool | None = None, batch_size: int | None = None, **_vggish_only: Any):
+                 offline: bool | None = None, batch_size: int | None = None, engine: str | None = None,
+                 precision: str | None = None, **_vggish_only: Any):
         from ..panns.tagging import PannsTagger
 
-        kwargs = {} if batch_size is None else {"batch_size": batch_size}
-        self.tagger = PannsTagger(model, checkpoint, model_dir=model_dir, offline=offline, **kwargs)
+        self.tagger = PannsTagger(model, checkpoint, model_dir=model_dir, offline=offline,
+                                  batch_size=batch_size, engine=engine, precision=precision)
+        self.engine, self.precision = self.tagger.engine, self.tagger.precision
         self.model_name = self.tagger.name
 
     def tag(self, path: str | os.PathLike, *, sample_duration: float | None = None,
@@ -712,22 +726,26 @@ def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
     names), else :class:`Tagger` (VGGish + an AudioSet classifier).
 
     Keyword arguments are those of the constructors (``checkpoint``, ``pca_params``, ``model_dir``,
-    ``offline``, ``batch_size``); ``pca_params`` is ignored by PANNs and YAMNet.
+    ``offline``, ``batch_size``, ``engine``, ``precision``, ``resampler``); ``pca_params`` is ignored by
+    PANNs and YAMNet, ``resampler`` by PANNs, and YAMNet runs on its own engine (TensorFlow/TFLite) whatever
+    ``engine`` says.
     """
     if is_panns(model):
         return PannsBackend(model, **kwargs)
     if is_yamnet(model):
         return YamnetBackend(model, **{k: v for k, v in kwargs.items() if k != "pca_params"})
     if is_custom(model):
-        return CustomBackend(model, **kwargs)
+        return CustomBackend(model, **{k: v for k, v in kwargs.items()
+                                       if k not in ("engine", "precision", "resampler")})
     return Tagger(model, **{k: v for k, v in kwargs.items() if v is not None or k != "batch_size"})
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_backend(model, checkpoint, pca_params, model_dir, offline, batch_size
-                    ) -> Tagger | PannsBackend | YamnetBackend:
+def _cached_backend(model, checkpoint, pca_params, model_dir, offline, batch_size, engine=None,
+                    precision=None, resampler=None) -> Tagger | PannsBackend | YamnetBackend:
+    extra = {} if resampler is None else {"resampler": resampler}
     return load_backend(model, checkpoint=checkpoint, pca_params=pca_params, model_dir=model_dir,
-                        offline=offline, batch_size=batch_size)
+                        offline=offline, batch_size=batch_size, engine=engine, precision=precision, **extra)
 
 
 def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any
@@ -737,7 +755,8 @@ def load_tagger(model: str | os.PathLike | None = None, **kwargs: Any
     default_batch = DEFAULT_BATCH_SIZE if backend_name(model) == "vggish" else None
     return _cached_backend(None if model is None else str(model), key.get("checkpoint"),
                            key.get("pca_params"), key.get("model_dir"), key.get("offline"),
-                           key.get("batch_size") or default_batch)
+                           key.get("batch_size") or default_batch, key.get("engine"), key.get("precision"),
+                           key.get("resampler"))
 
 
 def output_paths(stem_path: Path, out_dir: str | os.PathLike, formats: Sequence[str],
@@ -812,6 +831,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              burn: bool = False, embed_media: bool = False, overwrite: bool = False, from_probs: bool = False,
              sample_duration: float | None = None, hop_duration: float | None = None,
              compat_truncate: bool = False, batch_size: int | None = None, progress: bool = False,
+             engine: str | None = None, precision: str | None = None, resampler: str | None = None,
              strict: bool = False, tagger: Tagger | PannsBackend | YamnetBackend | None = None) -> TagResult:
     """Tag one file and optionally write its outputs (the Python form of ``audiotagger tag``).
 
@@ -849,6 +869,10 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         Re-render from a saved probability matrix without running any model.
     progress : bool
         Progress bar over long files.
+    engine, precision : str, optional
+        ``--engine`` (onnx, tf) and ``--precision`` (fp32, int8); see :class:`Tagger`.
+    resampler : str, optional
+        VGGish backend: ``--resampler`` (soxr, resampy).
     strict : bool
         Refuse damaged media (default: keep what decodes, with a warning).
     tagger : Tagger, optional
@@ -870,7 +894,8 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     else:
         check_context(left, right)
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
-                                       model_dir=model_dir, offline=offline, batch_size=batch_size)
+                                       model_dir=model_dir, offline=offline, batch_size=batch_size,
+                                       engine=engine, precision=precision, resampler=resampler)
         backend = getattr(tagger, "backend", "vggish")
         labels = LabelSet(tagger.labels, tagger.labels) if isinstance(tagger, CustomBackend) else None
         options = resolve_display(backend_display(display, backend), labels=labels)

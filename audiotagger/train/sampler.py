@@ -12,6 +12,7 @@ import json
 import numpy as np
 
 from ..errors import DataError
+from ..params import SAMPLERS  # noqa: F401  (re-exported; kept in params so --help needs no numpy)
 
 
 def rng_state(rng: np.random.Generator) -> np.ndarray:
@@ -130,9 +131,6 @@ class ShuffledSampler:
         set_rng_state(self.rng, state["rng"])
         self.order = np.array(state["lists"], dtype=np.int64)
         self.pointer = int(state["pointers"][0])
-
-
-SAMPLERS = ("balanced", "shuffled")
 
 
 def make_sampler(kind: str, y: np.ndarray, batch_size: int, seed: int):

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, ParameterError
+from ..params import STATS_FORMATS
 from .metrics import calculate_stats
 from .workspace import Workspace, find_tags
 
-FORMATS = ("table", "csv", "json")
+FORMATS = STATS_FORMATS
 
 
 def open_run(workspace: str | os.PathLike, tag: str | None = None) -> Workspace:

@@ -96,8 +96,15 @@ class VGGishEmbedder:
         ``--model-dir``: model cache folder.
     offline : bool, optional
         ``--offline``: never download.
-    batch_size : int
-        Examples per network call.
+    batch_size : int, optional
+        Examples per network call (default: 16 with TensorFlow; with ONNX Runtime 256, the batch
+        the dense layers see, the convolutions running 16 at a time).
+    engine : {"onnx", "tf"}, optional
+        ``--engine`` (default onnx; see :mod:`audiotagger.engine`).
+    precision : {"fp32", "int8"}, optional
+        ``--precision`` (onnx only).
+    resampler : {"soxr", "resampy"}, optional
+        ``--resampler`` for inputs not at 16 kHz (see :func:`audiotagger.audio.stream_audio`).
 
     Raises
     ------
@@ -107,17 +114,33 @@ class VGGishEmbedder:
     """
 
     def __init__(self, checkpoint=None, pca_params=None, model_dir=None, offline=None,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
-        from .checkpoint import checkpoint_path, load_vggish
-        from .model import VGGishRunner
+                 batch_size: int | None = None, engine: str | None = None, precision: str | None = None,
+                 resampler: str | None = None):
+        from ..audio import check_resampler
+        from ..engine import check_engine
+        from .checkpoint import checkpoint_path
         from .postprocess import Postprocessor
 
+        self.engine, self.precision = check_engine(engine, precision)
+        self.resampler = check_resampler(resampler)
         path = checkpoint_path(checkpoint, model_dir=model_dir, offline=offline)  # fail fast, before TF
         self.postprocessor = Postprocessor(pca_params, model_dir=model_dir, offline=offline)
-        self.model = load_vggish(path, model_dir=model_dir, offline=offline)
-        self.runner = VGGishRunner(self.model, batch_size)
-        self.checkpoint = self.model.vggish_checkpoint
         self.pca_params = self.postprocessor.path
+        self.checkpoint = path
+        if self.engine == "onnx":
+            from ..engine.models import vggish_graphs
+            from ..engine.runtime import VGGishOnnxRunner
+
+            folder = vggish_graphs(path, model_dir, precision=self.precision)
+            self.model = None
+            sizes = {} if batch_size is None else {"batch_size": batch_size}
+            self.runner = VGGishOnnxRunner(folder, **sizes)
+            return
+        from .checkpoint import load_vggish
+        from .model import VGGishRunner
+
+        self.model = load_vggish(path, model_dir=model_dir, offline=offline)
+        self.runner = VGGishRunner(self.model, batch_size or DEFAULT_BATCH_SIZE)
 
     @classmethod
     def from_model(cls, model, postprocessor, batch_size: int = DEFAULT_BATCH_SIZE) -> VGGishEmbedder:
@@ -128,10 +151,24 @@ class VGGishEmbedder:
         from .model import VGGishRunner
 
         self = cls.__new__(cls)
+        self.engine, self.precision, self.resampler = "tf", "fp32", "soxr"
         self.model, self.postprocessor = model, postprocessor
         self.runner = VGGishRunner(model, batch_size)
         self.checkpoint = getattr(model, "vggish_checkpoint", None)
         self.pca_params = postprocessor.path
+        return self
+
+    @classmethod
+    def from_runner(cls, runner, postprocessor, engine: str = "onnx",
+                    precision: str = "fp32") -> VGGishEmbedder:
+        """Assemble an embedder from any runner (``runner(examples) -> raw``, ``runner.batch_size``).
+
+        For benchmarks and tests that build graphs from seeded weights instead of a checkpoint.
+        """
+        self = cls.__new__(cls)
+        self.engine, self.precision, self.resampler = engine, precision, "soxr"
+        self.model, self.postprocessor, self.runner = None, postprocessor, runner
+        self.checkpoint, self.pca_params = None, postprocessor.path
         return self
 
     @property
@@ -191,7 +228,7 @@ class VGGishEmbedder:
         frame_hop, duration = framing_hop(hop, compat_truncate), len(x) / float(sr)
         if compat_truncate:
             x = SecondSplicer()(x, int(sr), last=True)
-        examples = waveform_to_examples(x, sr, frame_hop)
+        examples = waveform_to_examples(x, sr, frame_hop, self.resampler)
         embedding, raw = self.embed_examples(examples)
         return Embedding(embedding, raw, example_times(len(raw), hop),
                          examples if save_logmel else None, duration, float(hop), "waveform", compat_truncate)
@@ -320,7 +357,8 @@ class VGGishEmbedder:
                                        final_partial=None if compat_truncate else final_partial)
                 splicer = SecondSplicer() if compat_truncate else None
                 info: dict = {}
-                for chunk in stream_audio(job.source, pre_resample=splicer, strict=strict, info=info):
+                for chunk in stream_audio(job.source, pre_resample=splicer, strict=strict, info=info,
+                                          resampler=self.resampler):
                     if "duration" in info:       # this file's stated length: a total and an ETA for its bar
                         bar.reset(total=info.pop("duration"))
                         bar.set_description(job.source.name[-40:], refresh=False)
@@ -358,13 +396,14 @@ class VGGishEmbedder:
 
 
 @functools.lru_cache(maxsize=1)
-def _embedder(checkpoint, pca_params, model_dir, offline) -> VGGishEmbedder:
-    return VGGishEmbedder(checkpoint, pca_params, model_dir, offline)
+def _embedder(checkpoint, pca_params, model_dir, offline, engine=None, precision=None) -> VGGishEmbedder:
+    return VGGishEmbedder(checkpoint, pca_params, model_dir, offline, engine=engine, precision=precision)
 
 
 def embed_file(path: str | os.PathLike, *, checkpoint=None, pca_params=None, model_dir=None, offline=None,
                hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False,
-               compat_truncate: bool = False) -> Embedding:
+               compat_truncate: bool = False, engine: str | None = None,
+               precision: str | None = None) -> Embedding:
     """Embed a media file (the library side of ``audiotagger embed``).
 
     The embedder of the last call is kept, so repeated calls with the same model files load them
@@ -382,18 +421,22 @@ def embed_file(path: str | os.PathLike, *, checkpoint=None, pca_params=None, mod
         ``--save-logmel``.
     compat_truncate : bool
         ``--compat-truncate``: the old AudioTagger's framing (see :meth:`VGGishEmbedder.embed_waveform`).
+    engine, precision : str, optional
+        ``--engine`` (onnx, tf) and ``--precision`` (fp32, int8).
 
     Returns
     -------
     Embedding
     """
-    return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline).embed_file(
-        path, hop=hop, save_logmel=save_logmel, compat_truncate=compat_truncate)
+    return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline, engine,
+                     precision).embed_file(path, hop=hop, save_logmel=save_logmel,
+                                           compat_truncate=compat_truncate)
 
 
 def embed_waveform(x: np.ndarray, sr: float, *, checkpoint=None, pca_params=None, model_dir=None,
                    offline=None, hop: float = P.DEFAULT_HOP_SECONDS, save_logmel: bool = False,
-                   compat_truncate: bool = False) -> Embedding:
+                   compat_truncate: bool = False, engine: str | None = None,
+                   precision: str | None = None) -> Embedding:
     """Embed an in-memory signal; see :func:`embed_file` and :meth:`VGGishEmbedder.embed_waveform`.
 
     Parameters
@@ -402,14 +445,15 @@ def embed_waveform(x: np.ndarray, sr: float, *, checkpoint=None, pca_params=None
         Float samples in [-1, 1].
     sr : float
         Sample rate.
-    checkpoint, pca_params, model_dir, offline, hop, save_logmel, compat_truncate
+    checkpoint, pca_params, model_dir, offline, hop, save_logmel, compat_truncate, engine, precision
         As for :func:`embed_file`.
 
     Returns
     -------
     Embedding
     """
-    return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline).embed_waveform(
+    return _embedder(_key(checkpoint), _key(pca_params), _key(model_dir), offline, engine,
+                     precision).embed_waveform(
         x, sr, hop=hop, save_logmel=save_logmel, compat_truncate=compat_truncate)
 
 
