@@ -14,8 +14,9 @@ file is generated, so nothing needs downloading. Rows:
 * peak RSS (``VmHWM``, MiB) of a fresh process that loads the weights as a cached conversion is
   loaded and embeds a 10-minute or a 60-minute 16 kHz WAV (each in its own subprocess).
 
-Every speed row is measured for each engine/precision (``--configs tf:fp32,onnx:fp32,onnx:int8``), the
-configurations interleaved within each repeat; int8 graphs are calibrated on ``../shared/data/audio``
+Every speed row is measured for each engine/precision (``--configs tf:fp32,onnx:fp32,onnx:int8``, and
+``official:fp32``: Google's tf-slim graph run as the official code runs it, one ``session.run`` over all the
+examples, network row only), the configurations interleaved within each repeat; int8 graphs are calibrated on ``../shared/data/audio``
 (the configuration is skipped when it is absent).
 
 Usage: ``python scripts/bench_embed.py [--seconds 600] [--long-minutes 60] [--configs ...]``.
@@ -130,8 +131,39 @@ def make_onnx_embedder(folder: Path, precision: str, batch_size: int | None = No
     return VGGishEmbedder.from_runner(runner, Postprocessor(folder / "pca.npz"), "onnx", precision)
 
 
+class OfficialNetwork:
+    """Google's network as the official code runs it: the tf-slim graph, one ``session.run`` on all examples.
+
+    The same seeded weights as :func:`make_embedder`; network only (the official frontend resamples with
+    resampy, so the end-to-end rows are not comparable and are skipped for it).
+    """
+
+    def __init__(self, folder: Path):
+        import h5py
+        import tensorflow as tf
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from vggish_fixtures import _define_vggish_slim
+
+        make_embedder(folder, DEFAULT_BATCH_SIZE)             # writes weights.h5 once
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            with tf.compat.v1.variable_scope("vggish"):
+                self.features = tf.compat.v1.placeholder(tf.float32, shape=(None, 96, 64))
+                self.embedding = _define_vggish_slim(self.features)
+            self.sess = tf.compat.v1.Session(graph=self.graph)
+            with h5py.File(folder / "weights.h5", "r") as w:
+                for v in tf.compat.v1.global_variables():
+                    v.load(w[v.op.name][()], self.sess)
+
+    def runner(self, examples: np.ndarray) -> np.ndarray:
+        return self.sess.run(self.embedding, feed_dict={self.features: examples})
+
+
 def embedder_for(config: str, folder: Path, batch_size: int | None):
     engine, precision = config.split(":")
+    if engine == "official":
+        return OfficialNetwork(folder)
     if engine == "tf":
         return make_embedder(folder, batch_size or DEFAULT_BATCH_SIZE)
     return make_onnx_embedder(folder, precision, batch_size)
@@ -165,7 +197,7 @@ def main() -> None:
     ap.add_argument("--long-minutes", type=float, default=60.0)
     ap.add_argument("--batch-size", type=int, default=None,
                     help="examples per network call (default: the engine's, 16 for tf and 256 for onnx)")
-    ap.add_argument("--configs", default="tf:fp32,onnx:fp32,onnx:int8",
+    ap.add_argument("--configs", default="official:fp32,tf:fp32,onnx:fp32,onnx:int8",
                     help="engine:precision pairs to compare, interleaved")
     ap.add_argument("--repeats", type=int, default=2, help="speed runs per row; the fastest counts")
     ap.add_argument("--skip-rss", action="store_true", help="only the speed rows")
@@ -203,6 +235,8 @@ def main() -> None:
                 for key, fn in (("model", lambda e=e: e.runner(examples)),
                                 ("wav", lambda e=e: len(e.embed_file(wav))),
                                 ("m4a", lambda e=e: len(e.embed_file(m4a)))):
+                    if key != "model" and isinstance(e, OfficialNetwork):
+                        continue
                     seconds, n = best_of(fn, 1)
                     if key == "model":
                         _, cpu = cpu_seconds(fn)
@@ -228,7 +262,7 @@ def main() -> None:
         for name, key in ((f"network only, {len(examples)} examples", "model"),
                           (f"end to end, {args.seconds:.0f} s 16 kHz WAV", "wav"),
                           (f"end to end, {args.seconds:.0f} s 44.1 kHz stereo AAC", "m4a")):
-            rows += [speed_row(name, c, key) for c in embedders]
+            rows += [speed_row(name, c, key) for c in embedders if (c, key) in times]
         rows.append(("numpy float32 matmul per CPU second (all threads)", "", "", f"{gf_cpu:.1f} GFLOP/CPU-s",
                      "1.00"))
         rows += [("network only, GFLOP per CPU second", *c.split(":"), f"{cpu_rate[c]:.1f} GFLOP/CPU-s",
@@ -246,6 +280,8 @@ def rss_rows(folder: Path, args) -> list[tuple[str, ...]]:
     long = write_test_wav(folder / "long.wav", args.long_minutes * 60)
     rows = []
     for config in args.configs.split(","):
+        if config.startswith("official"):
+            continue
         if config.endswith("int8") and not (folder / "onnx-int8").exists():
             continue
         engine, precision = config.split(":")
