@@ -22,7 +22,13 @@ FORMAT = "audiotagger-classifier"
 FORMAT_VERSION = 1
 
 
-def model_arrays(model, config: dict, *, dtype: str = "float32", extra: dict | None = None) -> dict:
+THRESHOLDS = "thresholds"
+"""Optional member: per-class decision thresholds, float32 (classes,), chosen on validation data
+(``tag --threshold auto``); how they were chosen is in ``meta["thresholds"]``."""
+
+
+def model_arrays(model, config: dict, *, dtype: str = "float32", extra: dict | None = None,
+                 thresholds=None) -> dict:
     """Return the named arrays that describe ``model`` (for :func:`write_model` or a checkpoint).
 
     Parameters
@@ -35,6 +41,8 @@ def model_arrays(model, config: dict, *, dtype: str = "float32", extra: dict | N
         Storage type of floating-point weights.
     extra : dict, optional
         JSON-serialisable metadata stored as ``meta``.
+    thresholds : array_like, shape (classes,), optional
+        Per-class thresholds in [0, 1] (see :data:`THRESHOLDS`).
     """
     arrays = {
         "format": np.array(FORMAT),
@@ -45,13 +53,51 @@ def model_arrays(model, config: dict, *, dtype: str = "float32", extra: dict | N
     }
     for i, w in enumerate(model.get_weights()):
         arrays[f"w{i:03d}"] = w.astype(dtype) if np.issubdtype(w.dtype, np.floating) else w
+    if thresholds is not None:
+        arrays[THRESHOLDS] = check_thresholds(thresholds, int(model.output_shape[-1]), "thresholds")
     return arrays
 
 
+def check_thresholds(values, num_classes: int, source) -> np.ndarray:
+    """Per-class thresholds as float32 ``(num_classes,)`` in [0, 1]; ModelError naming ``source`` if not."""
+    values = np.asarray(values)
+    if values.shape != (num_classes,) or not np.issubdtype(values.dtype, np.floating) \
+            or not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        raise ModelError(f"{source}: per-class thresholds must be {num_classes} numbers in [0, 1], got "
+                         f"{values.dtype} {values.shape}")
+    return values.astype(np.float32)
+
+
 def write_model(path: str | os.PathLike, model, config: dict, *, dtype: str = "float32",
-                extra: dict | None = None) -> Path:
-    """Save ``model`` atomically as a classifier ``.npz`` and return the path."""
-    return atomic_save_npz(path, **model_arrays(model, config, dtype=dtype, extra=extra))
+                extra: dict | None = None, thresholds=None) -> Path:
+    """Save ``model`` atomically as a classifier ``.npz`` and return the path.
+
+    ``thresholds``: optional per-class thresholds, see :data:`THRESHOLDS`.
+    """
+    return atomic_save_npz(path, **model_arrays(model, config, dtype=dtype, extra=extra,
+                                                thresholds=thresholds))
+
+
+def read_thresholds(path: str | os.PathLike) -> np.ndarray | None:
+    """The per-class thresholds stored in a classifier ``.npz``, float32 ``(classes,)``; None if it has none.
+
+    Cheap (reads one member, no TensorFlow). Raises ModelError if the file is unreadable or its
+    thresholds are malformed.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if THRESHOLDS not in npz.files:
+                return None
+            values = npz[THRESHOLDS]
+            config = json.loads(str(npz["config"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(f"{path}: not an audiotagger classifier file ({type(exc).__name__}: {exc})"
+                         ) from None
+    return check_thresholds(values, int(config.get("num_classes", values.shape[0] if values.ndim else 0)),
+                            path)
 
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict, list[np.ndarray], dict, np.lib.npyio.NpzFile]:
