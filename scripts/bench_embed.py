@@ -16,7 +16,8 @@ file is generated, so nothing needs downloading. Rows:
 
 Every speed row is measured for each engine/precision (``--configs tf:fp32,onnx:fp32,onnx:int8``, and
 ``official:fp32``: Google's tf-slim graph run as the official code runs it, one ``session.run`` over all the
-examples, network row only), the configurations interleaved within each repeat; int8 graphs are calibrated on ``../shared/data/audio``
+examples, network row only), the configurations interleaved within each repeat; int8 graphs are
+calibrated on ``../shared/data/audio``
 (the configuration is skipped when it is absent).
 
 Usage: ``python scripts/bench_embed.py [--seconds 600] [--long-minutes 60] [--configs ...]``.
@@ -157,6 +158,7 @@ class OfficialNetwork:
                     v.load(w[v.op.name][()], self.sess)
 
     def runner(self, examples: np.ndarray) -> np.ndarray:
+        """Embeddings (n, 128) of log-mel examples (n, 96, 64), as ``VGGishEmbedder.runner``."""
         return self.sess.run(self.embedding, feed_dict={self.features: examples})
 
 

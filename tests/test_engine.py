@@ -135,6 +135,60 @@ def test_classifier_types(config, tmp_path, rng):
         onnx.predict(q.astype(np.float32))
 
 
+def _random_batch_norms(model, rng):
+    for layer in model._flatten_layers():
+        if type(layer).__name__ == "BatchNormalization":
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 2, g.shape), rng.normal(0, 0.3, b.shape),
+                               rng.normal(0, 0.5, m.shape), rng.uniform(0.2, 3, v.shape)])
+
+
+def test_ensemble_is_the_mean_of_its_members_on_both_engines(tmp_path, rng):
+    """K members in one file: one call averages their probabilities; ONNX equals TF; members stored apart."""
+    import keras
+
+    from audiotagger.classifier import build_model, load_classifier, model_config
+    from audiotagger.classifier.models import ensemble_config
+    from audiotagger.classifier.store import read_model, write_model
+
+    keras.utils.set_random_seed(7)
+    members = [model_config(levels=[2, 3], hidden_units=24), model_config(levels=[1, 2, 3], hidden_units=16),
+               model_config(levels=[3], hidden_units=8, attention="sigmoid")]
+    cfg = ensemble_config([{**m, "recipe": f"r{i}"} for i, m in enumerate(members)])
+    model = build_model(**cfg)
+    _random_batch_norms(model, rng)
+    path = write_model(tmp_path / "ens.npz", model, {**cfg, "name": "ens"})
+    q = rng.integers(0, 256, (19, 10, 128), dtype=np.uint8)
+    tf = load_classifier(path, engine="tf")
+    onnx = load_classifier(path, engine="onnx", model_dir=tmp_path / "cache")
+    got = tf.predict(q)
+    assert got.shape == (19, 527) and onnx.num_classes == 527
+    assert_parity(onnx.predict(q, batch_size=7), got, scale=1.0)
+    # each member alone, written as its own file, averaged by hand
+    _, weights, _ = read_model(path)
+    start, alone = 0, []
+    for i, m in enumerate(members):
+        single = build_model(**m)
+        n = len(single.weights)
+        single.set_weights(weights[start:start + n])
+        start += n
+        alone.append(load_classifier(write_model(tmp_path / f"m{i}.npz", single, m), engine="tf").predict(q))
+    assert start == len(weights)
+    np.testing.assert_allclose(got, np.mean(alone, axis=0), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(alone[0], alone[1])
+
+
+def test_ensemble_config_refuses_mismatched_members():
+    from audiotagger.classifier.models import ensemble_config, model_config
+
+    with pytest.raises(ParameterError, match="at least one"):
+        ensemble_config([])
+    with pytest.raises(ParameterError, match="share classes"):
+        ensemble_config([model_config(), model_config(num_classes=5)])
+    with pytest.raises(ParameterError, match="--hidden-units"):
+        ensemble_config([model_config(), {"hidden_units": 0}])
+
+
 def test_packaged_classifier_parity(rng):
     from audiotagger.classifier import load_classifier
 

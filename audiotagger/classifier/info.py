@@ -22,7 +22,8 @@ def model_summary(path: str | os.PathLike) -> dict[str, Any]:
     dict
         ``path``, ``name``, ``kind`` (``custom`` or ``audioset``), ``backbone`` (``vggish`` for AudioSet
         models), ``labels`` (None for AudioSet's 527), ``num_classes``, ``single_label``, ``model_type``,
-        ``levels``, ``embedding_size``, ``iteration`` and, for a run's ``best.npz``, the validation
+        ``levels``, ``embedding_size``, ``iteration``, ``members`` (an ensemble's size, else None)
+        and, for a run's ``best.npz``, the validation
         ``stats`` of ``best.json`` beside it.
 
     Raises
@@ -40,7 +41,10 @@ def model_summary(path: str | os.PathLike) -> dict[str, Any]:
         "single_label": bool(config.get("single_label", False)), "model_type": config.get("model_type"),
         "levels": config.get("levels"), "embedding_size": int(config.get("embedding_size", 128)),
         "iteration": meta.get("iteration"), "stats": None,
+        "members": len(config["ensemble"]) if "ensemble" in config else None,
     }
+    if out["members"]:
+        out["model_type"], out["levels"] = "ensemble", None
     best = path.parent / "best.json"
     if path.name == "best.npz" and best.is_file():
         try:
@@ -75,6 +79,8 @@ def summary_line(info: dict[str, Any]) -> str:
     classes = (f"{len(labels)} classes ({', '.join(labels)})" if labels
                else f"{info['num_classes']} AudioSet classes")
     arch = info["model_type"] or "?"
+    if info.get("members"):
+        arch = f"ensemble of {info['members']} attention models (probabilities averaged)"
     if info["model_type"] == "multi-level-attention" and info["levels"]:
         arch += " levels " + " ".join(map(str, info["levels"]))
     kind = "single" if info["single_label"] else "multi"

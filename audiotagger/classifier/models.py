@@ -120,11 +120,58 @@ def model_config(model_type: str = "multi-level-attention", levels: Iterable[int
     return cfg
 
 
+MEMBER_PREFIX = "member_"
+"""Name of member ``i`` of an ensemble (``member_0``, ...): its Keras sub-model and its stored weights."""
+
+MEMBER_KEYS = ("model_type", "levels", "hidden_units", "dropout", "attention", "num_classes",
+               "embedding_size", "input_dtype", "single_label")
+"""The config keys that define one member's architecture (the rest is description: name, recipe, ...)."""
+
+
+def ensemble_config(members: list[dict]) -> dict:
+    """Return the config of an ensemble whose output is the mean of its members' probabilities.
+
+    Parameters
+    ----------
+    members : list of dict
+        Each member's model config (:func:`model_config` keys; other keys such as ``recipe`` are kept
+        as its description). All members must map the same input to the same classes.
+
+    Returns
+    -------
+    dict
+        ``{"ensemble": [member configs], "num_classes": C}`` plus ``embedding_size``/``input_dtype``/
+        ``single_label`` when they are not AudioSet's defaults.
+
+    Raises
+    ------
+    ParameterError
+        No member, an invalid member, or members that disagree on input or classes.
+    """
+    if not members:
+        raise ParameterError("ensemble: needs at least one member")
+    checked = []
+    for m in members:
+        if "ensemble" in m:
+            raise ParameterError("ensemble: a member cannot itself be an ensemble")
+        cfg = model_config(**{k: m[k] for k in MEMBER_KEYS if k in m})
+        checked.append({**{k: v for k, v in m.items() if k not in MEMBER_KEYS}, **cfg})
+    shape = {(c["num_classes"], c.get("embedding_size", EMBEDDING_SIZE), c.get("input_dtype", "uint8"),
+              c.get("single_label", False)) for c in checked}
+    if len(shape) != 1:
+        raise ParameterError("ensemble: members must share classes, embedding width, input type and "
+                             f"output type, got {sorted(shape)}")
+    out = {"ensemble": checked, "num_classes": checked[0]["num_classes"]}
+    out.update({k: checked[0][k] for k in ("embedding_size", "input_dtype", "single_label")
+                if k in checked[0]})
+    return out
+
+
 def build_model(model_type: str = "multi-level-attention", levels: Iterable[int] = DEFAULT_LEVELS,
                 hidden_units: int = DEFAULT_HIDDEN_UNITS, dropout: float = DEFAULT_DROPOUT,
                 attention: str = "softmax", num_classes: int = NUM_CLASSES,
                 embedding_size: int = EMBEDDING_SIZE, input_dtype: str = "uint8", single_label: bool = False,
-                bn_momentum: float = BN_MOMENTUM, **_ignored):
+                bn_momentum: float = BN_MOMENTUM, ensemble: list[dict] | None = None, **_ignored):
     """Build an uncompiled Keras model: (batch, 10, D) float inputs to (batch, classes) probabilities.
 
     Parameters are those of :func:`model_config`, plus ``bn_momentum``, the batch-norm layers'
@@ -140,11 +187,27 @@ def build_model(model_type: str = "multi-level-attention", levels: Iterable[int]
         pooling); one level is the pooled vector itself, several are concatenated in level order; then
         Dense → BN → sigmoid. ``--levels 2 3`` with 600 units is Yu et al.'s model (2,630,619 trainable
         parameters).
+
+        With ``ensemble`` (a list of member configs, see :func:`ensemble_config`): the members as
+        sub-models ``member_0``, ``member_1``, ... on one input, their probabilities averaged, so one call
+        runs them all.
     """
     import keras
     from keras import layers
 
     from .layers import AttentionPooling
+
+    if ensemble is not None:
+        cfg = ensemble_config(ensemble)
+        inp = keras.Input(shape=(CLIP_SECONDS, int(cfg.get("embedding_size", EMBEDDING_SIZE))),
+                          name="embedding")
+        members = [build_model(**{k: m[k] for k in MEMBER_KEYS if k in m}, bn_momentum=bn_momentum)
+                   for m in cfg["ensemble"]]
+        for i, member in enumerate(members):
+            member.name = f"{MEMBER_PREFIX}{i}"
+        outs = [member(inp) for member in members]
+        out = outs[0] if len(outs) == 1 else layers.Average(name="probs")(outs)
+        return keras.Model(inp, out, name="ensemble")
 
     cfg = model_config(model_type, levels, hidden_units, dropout, attention, num_classes, embedding_size,
                        input_dtype, single_label)

@@ -48,7 +48,7 @@ def model_arrays(model, config: dict, *, dtype: str = "float32", extra: dict | N
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),
         "config": np.array(json.dumps(config, sort_keys=True)),
-        "weight_names": np.array(json.dumps([w.path for w in model.weights])),
+        "weight_names": np.array(json.dumps(weight_paths(model))),
         "meta": np.array(json.dumps(extra or {}, sort_keys=True)),
     }
     for i, w in enumerate(model.get_weights()):
@@ -56,6 +56,21 @@ def model_arrays(model, config: dict, *, dtype: str = "float32", extra: dict | N
     if thresholds is not None:
         arrays[THRESHOLDS] = check_thresholds(thresholds, int(model.output_shape[-1]), "thresholds")
     return arrays
+
+
+def weight_paths(model) -> list[str]:
+    """Unique names of ``model.weights``, in order.
+
+    ``layer/variable``, and ``member_i/layer/variable`` for the weights of an ensemble's sub-models
+    (Keras names each sub-model's variables alone, so its own paths repeat across members).
+    """
+    names = []
+    for layer in model.layers:
+        inner = getattr(layer, "layers", None)
+        names += [f"{layer.name}/{w.path}" if inner is not None else w.path for w in layer.weights]
+    if len(names) != len(model.weights):   # a layer shared between models: fall back to Keras' own paths
+        return [w.path for w in model.weights]
+    return names
 
 
 def check_thresholds(values, num_classes: int, source) -> np.ndarray:

@@ -91,26 +91,51 @@ def classifier_graph(b: GraphBuilder, config: dict, named: Mapping[str, np.ndarr
     ----------
     b : GraphBuilder
     config : dict
-        The stored model config (:func:`audiotagger.classifier.models.model_config` keys).
+        The stored model config (:func:`audiotagger.classifier.models.model_config` keys), or an
+        ensemble's (``ensemble``: the member configs; its output is the mean of the members').
     named : mapping
-        Keras weight path (``dense_1/kernel``, ``bn0/moving_mean`` ...) → array.
+        Keras weight path (``dense_1/kernel``, ``bn0/moving_mean`` ...; ``member_0/dense_1/kernel`` ... in
+        an ensemble) → array.
     """
+    from ..classifier.models import MEMBER_PREFIX, ensemble_config
+    from ..params import CLIP_SECONDS, EMBEDDING_SIZE, NUM_CLASSES
+
+    q = b.input("windows", UINT8, ["batch", CLIP_SECONDS, EMBEDDING_SIZE])
+    x = b.node("Cast", [q], "scaled", to=FLOAT)
+    x = b.node("Sub", [b.node("Div", [x, b.const(128.0, np.float32)]), b.const(1.0, np.float32)], "scaled")
+    if "ensemble" in config:
+        members = ensemble_config(config["ensemble"])["ensemble"]
+        outs = []
+        for i, member in enumerate(members):
+            prefix = f"{MEMBER_PREFIX}{i}/"
+            mine = {k[len(prefix):]: v for k, v in named.items() if str(k).startswith(prefix)}
+            outs.append(_classifier_body(b, member, mine, x, prefix))
+        out = outs[0] if len(outs) == 1 else b.node("Mean", outs, "ensemble")
+        n_out = members[0]["num_classes"]
+    else:
+        out = _classifier_body(b, config, named, x, "")
+        n_out = int(config.get("num_classes", NUM_CLASSES))
+    b.output(out, "probs", FLOAT, ["batch", n_out])
+
+
+def _classifier_body(b: GraphBuilder, config: dict, named: Mapping[str, np.ndarray], x: str,
+                     prefix: str) -> str:
+    """One attention classifier on the scaled input ``x``; returns its probabilities' tensor name."""
     from ..classifier.models import model_config
-    from ..params import CLIP_SECONDS, EMBEDDING_SIZE
+    from ..params import EMBEDDING_SIZE
 
     keys = ("model_type", "levels", "hidden_units", "dropout", "attention", "num_classes")
     cfg = model_config(**{k: config[k] for k in keys if k in config})
     w = _layer_weights(named)
-    n_out = cfg["num_classes"]
 
     def dense(x, layer, activation=None):
-        return b.dense(x, w[layer]["kernel"], w[layer].get("bias"), activation, prefix=layer)
+        return b.dense(x, w[layer]["kernel"], w[layer].get("bias"), activation, prefix=prefix + layer)
 
     def bn(x, layer):
         p = w[layer]
         scale, shift = batch_norm_affine(p["gamma"], p["beta"], p["moving_mean"], p["moving_variance"],
                                          KERAS_BN_EPSILON)
-        return b.affine(x, scale, shift, layer)
+        return b.affine(x, scale, shift, prefix + layer)
 
     def pool(cla, att, eps=1e-7):
         att = b.node("Clip", [att, b.const(eps, np.float32), b.const(1.0 - eps, np.float32)], "att_clip")
@@ -120,11 +145,8 @@ def classifier_graph(b: GraphBuilder, config: dict, named: Mapping[str, np.ndarr
 
     first = w.get("dense_1", {}).get("kernel")
     if first is None or first.shape != (EMBEDDING_SIZE, cfg["hidden_units"]):
-        raise ValueError(f"dense_1/kernel has shape {None if first is None else first.shape}, the config "
-                         f"needs {(EMBEDDING_SIZE, cfg['hidden_units'])}")
-    q = b.input("windows", UINT8, ["batch", CLIP_SECONDS, EMBEDDING_SIZE])
-    x = b.node("Cast", [q], "scaled", to=FLOAT)
-    x = b.node("Sub", [b.node("Div", [x, b.const(128.0, np.float32)]), b.const(1.0, np.float32)], "scaled")
+        raise ValueError(f"{prefix}dense_1/kernel has shape {None if first is None else first.shape}, the "
+                         f"config needs {(EMBEDDING_SIZE, cfg['hidden_units'])}")
     x = bn(x, "bn0")
     hidden = []
     for i in (1, 2, 3):
@@ -141,18 +163,16 @@ def classifier_graph(b: GraphBuilder, config: dict, named: Mapping[str, np.ndarr
             att = b.activation(bn(dense(h, f"att_{level}"), f"att_{level}_bn"), att_act)
             pooled.append(pool(cla, att))
         y = pooled[0] if len(pooled) == 1 else b.node("Concat", pooled, "concat", axis=-1)
-        out = b.activation(bn(dense(y, "output"), "output_bn"), "sigmoid")
-    elif kind == "single-attention":
-        out = pool(dense(x, "cla", "sigmoid"), dense(x, "att", att_act))
-    elif kind == "feature-attention":
+        return b.activation(bn(dense(y, "output"), "output_bn"), "sigmoid")
+    if kind == "single-attention":
+        return pool(dense(x, "cla", "sigmoid"), dense(x, "att", att_act))
+    if kind == "feature-attention":
         y = pool(dense(x, "cla"), dense(x, "att", "sigmoid"))
         y = b.node("Relu", [bn(y, "pool_bn")])
-        out = dense(y, "probs", "sigmoid")
-    else:
-        cla = dense(x, "cla", "sigmoid")
-        op = "ReduceMean" if kind == "average" else "ReduceMax"
-        out = b.node(op, [cla], axes=[1], keepdims=0)
-    b.output(out, "probs", FLOAT, ["batch", n_out])
+        return dense(y, "probs", "sigmoid")
+    cla = dense(x, "cla", "sigmoid")
+    op = "ReduceMean" if kind == "average" else "ReduceMax"
+    return b.node(op, [cla], axes=[1], keepdims=0)
 
 
 # --- PANNs ----------------------------------------------------------------------------------------
