@@ -7,9 +7,13 @@ import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from .errors import ParameterError
 from .params import NUM_CLASSES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _DATA = "data"
 _LABELS_FILE = "class_labels_indices.csv"
@@ -94,3 +98,51 @@ def load_ontology() -> dict[str, dict]:
     """
     text = resources.files(__package__).joinpath(_DATA, _ONTOLOGY_FILE).read_text(encoding="utf-8")
     return {entry["id"]: entry for entry in json.loads(text)}
+
+
+def ancestor_matrix() -> np.ndarray:
+    """Which AudioSet classes are ancestors of which in the ontology.
+
+    Returns a bool (527, 527) matrix whose ``[c, a]`` is true when class ``a`` is a (transitive) parent
+    of class ``c``.
+
+    Ontology nodes that are not among the 527 classes (abstract groups) are passed through, so a class
+    under an abstract group under another class still reaches it.
+    """
+    import numpy as np
+
+    labels, onto = load_labels(), load_ontology()
+    parents: dict[str, set[str]] = {}
+    for mid, entry in onto.items():
+        for child in entry.get("child_ids", ()):
+            parents.setdefault(child, set()).add(mid)
+    index = {mid: i for i, mid in enumerate(labels.mids)}
+    out = np.zeros((len(labels), len(labels)), dtype=bool)
+    for c, mid in enumerate(labels.mids):
+        todo, seen = list(parents.get(mid, ())), set()
+        while todo:
+            p = todo.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            if p in index:
+                out[c, index[p]] = True
+            todo.extend(parents.get(p, ()))
+    return out
+
+
+def close_labels(y: np.ndarray) -> np.ndarray:
+    """Ontology closure of multi-hot labels: each positive class makes its ancestors positive.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of bool, shape (N, 527)
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (N, 527)
+    """
+    import numpy as np
+
+    y = np.asarray(y, dtype=bool)
+    return y | ((y.astype(np.float32) @ ancestor_matrix().astype(np.float32)) > 0)

@@ -134,6 +134,13 @@ def add_parser(sub) -> None:
     o.add_argument("--prior-init", dest="prior_init", action="store_true",
                    help="start the output bias at the logit of each class's frequency in training batches "
                         "(much faster start than 0, i.e. probabilities of 0.5)")
+    e.add_argument("--refit", action="store_true",
+                   help="train on every clip, no evaluation set (the final fit, once the recipe and "
+                        "iteration count were chosen on validation); with --average-last the model is the "
+                        "average of the last checkpoints")
+    o.add_argument("--label-closure", dest="label_closure", action="store_true",
+                   help="a positive class makes its AudioSet-ontology ancestors positive in the training "
+                        "labels (evaluation labels stay as annotated)")
     p.add_argument("--lazy", action="store_true", help="keep HDF5 embeddings on disk (sets larger than RAM)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -157,6 +164,8 @@ def run(args) -> int:
         from ..errors import ParameterError
         from ..train.custom import train_audio
 
+        if args.refit or args.label_closure:
+            raise ParameterError("--refit and --label-closure: only with --data-dir (AudioSet embeddings)")
         if args.eval_data is not None:
             raise ParameterError("--eval-data: only with --data-dir; custom data is held out with "
                                  "--validation-split or the csv's fold column")
@@ -174,8 +183,14 @@ def run(args) -> int:
     else:
         from ..train.loop import train
 
-        result = train(args.data_dir, args.workspace, eval_data=args.eval_data, lazy=args.lazy, **options)
+        result = train(args.data_dir, args.workspace, eval_data=args.eval_data, lazy=args.lazy,
+                       refit=args.refit, label_closure=args.label_closure, **options)
     b = result.best_stats
+    if b is None:       # --refit: nothing to score
+        model = result.workspace / ("averaged.npz" if (result.workspace / "averaged.npz").is_file()
+                                    else "best.npz")
+        print(f"trained to iteration {result.iteration} on every clip (--refit, no evaluation) -> {model}")
+        return EXIT_OK
     acc = f"  accuracy {b['accuracy']:.4f}" if "accuracy" in b else ""
     print(f"best iteration {result.best_iteration}: mAP {b['mAP']:.4f}  AUC {b['AUC']:.4f}  "
           f"d' {b['d_prime']:.4f}{acc}  -> {result.workspace / 'best.npz'}")

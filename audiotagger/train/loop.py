@@ -7,6 +7,7 @@ point — even during a checkpoint write — resumes where it left off, with the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -33,7 +34,8 @@ log = logging.getLogger("audiotagger.train")
 
 # Settings that must not change when a run is resumed (the others, e.g. --iterations, may).
 _IDENTITY = ("model", "data_dir", "eval_data", "validation_split", "test_split", "split_seed", "seed",
-             "batch_size", "sampler", "lr", "lr_schedule", "warmup", "weight_decay", "mixup", "prior_init")
+             "batch_size", "sampler", "lr", "lr_schedule", "warmup", "weight_decay", "mixup", "prior_init",
+             "refit", "label_closure")
 
 
 @dataclass
@@ -43,7 +45,7 @@ class TrainResult:
     workspace: Path
     iteration: int
     best_iteration: int
-    best_stats: dict
+    best_stats: dict | None     # None after --refit (no evaluation set)
     stopped_early: bool
     test_stats: dict = field(default_factory=dict)
     averaged_stats: dict | None = None
@@ -110,6 +112,7 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
           split_seed: int = 1234, seed: int = 1234, sampler: str = "balanced", patience: int = 10,
           save_probs: bool = False, average_last: int = 0, prior_init: bool = False, lazy: bool = False,
           progress: bool = True, single_label: bool = False, sets: tuple | None = None,
+          refit: bool = False, label_closure: bool = False,
           model_extra: dict | None = None, data_settings: dict | None = None) -> TrainResult:
     """Train an attention classifier on AudioSet embeddings, resuming a previous run of the same settings.
 
@@ -161,6 +164,13 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
     single_label : bool
         Softmax over the classes and categorical cross-entropy (one class per clip); stats then also
         hold ``accuracy`` and the ``confusion`` matrix.
+    refit : bool
+        Train on every clip of ``data_dir``, with no evaluation set (the final fit once the recipe and
+        iteration count were chosen on validation): checkpoints every ``eval_every`` iterations, the
+        latest is ``best.npz``, and ``average_last`` averages the last checkpoints.
+    label_closure : bool
+        Make the ancestors of every positive class positive in the training labels (AudioSet ontology,
+        :func:`audiotagger.labels.close_labels`); evaluation labels stay as annotated.
     sets : tuple of (EmbeddingSet, EmbeddingSet, EmbeddingSet or None), optional
         Ready (train, evaluation, test) sets, e.g. windows of a user's audio
         (:func:`audiotagger.train.custom.train_audio`); ``data_dir`` then only names them and no split
@@ -201,6 +211,11 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         raise ParameterError("--mixup, --patience and --average-last must be >= 0")
     if sets is None and eval_data is not None and validation_split > 0:
         raise ParameterError("--eval-data and --validation-split exclude each other")
+    if refit and (sets is not None or eval_data is not None or validation_split > 0 or test_split > 0):
+        raise ParameterError("--refit trains on all the data with no evaluation: it excludes --eval-data, "
+                             "--validation-split, --test-split and --audio")
+    if label_closure and (sets is not None or single_label):
+        raise ParameterError("--label-closure: only for AudioSet's classes (it uses their ontology)")
     tag = tag or f"{model_type}_levels_{''.join(map(str, cfg['levels']))}"
     ws = Workspace(workspace, tag)
     check_optimizer_args(lr, schedule=lr_schedule, iterations=iterations, warmup=warmup,
@@ -213,12 +228,14 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         "seed": seed, "batch_size": batch_size, "sampler": sampler, "lr": lr, "lr_schedule": lr_schedule,
         "warmup": warmup, "weight_decay": weight_decay, "mixup": mixup, "iterations": iterations,
         "eval_every": eval_every, "patience": patience, "save_probs": save_probs,
-        "average_last": average_last, "prior_init": prior_init, "version": __version__,
+        "average_last": average_last, "prior_init": prior_init, "refit": refit,
+        "label_closure": label_closure, "version": __version__,
         **(data_settings or {}),
     }
     previous = read_json(ws.run_file) if ws.run_file.is_file() else None
     if previous is not None:
-        older = {"prior_init": False}                       # settings added later, at their old behaviour
+        # settings added later, at their old behaviour
+        older = {"prior_init": False, "refit": False, "label_closure": False}
         changed = [k for k in (*_IDENTITY, *(data_settings or {}))
                    if previous.get(k, older.get(k)) != json.loads(json.dumps(settings[k]))]
         if changed:
@@ -230,15 +247,21 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
         train_set, eval_set, test_set = sets
     else:
         train_set, eval_set, test_set = _split_data(data_dir, eval_data, validation_split, test_split,
-                                                    split_seed, lazy)
+                                                    split_seed, lazy, refit)
+    if label_closure:
+        from ..labels import close_labels
+
+        train_set = dataclasses.replace(train_set, y=close_labels(train_set.y))
 
     ws.prepare()
     run_settings = {**settings, "tag": tag}
     atomic_write_text(ws.run_file, json.dumps(run_settings, indent=1))
     if not ws.split_file.is_file():
-        atomic_save_npz(ws.split_file, train=train_set.video_ids, validation=eval_set.video_ids,
-                        test=test_set.video_ids if test_set is not None else np.zeros(0, "<U1"))
-    if save_probs and not (ws.probs / "targets.npz").is_file():
+        none = np.zeros(0, "<U1")
+        atomic_save_npz(ws.split_file, train=train_set.video_ids,
+                        validation=eval_set.video_ids if eval_set is not None else none,
+                        test=test_set.video_ids if test_set is not None else none)
+    if save_probs and eval_set is not None and not (ws.probs / "targets.npz").is_file():
         atomic_save_npz(ws.probs / "targets.npz", targets=eval_set.y, video_ids=eval_set.video_ids)
 
     handler = logging.FileHandler(ws.new_log(), encoding="utf-8")
@@ -253,9 +276,15 @@ def train(data_dir, workspace, *, tag: str | None = None, levels=DEFAULT_LEVELS,
 
 
 def _split_data(data_dir, eval_data, validation_split: float, test_split: float, split_seed: int,
-                lazy: bool) -> tuple[EmbeddingSet, EmbeddingSet, EmbeddingSet | None]:
-    """Read ``--data-dir`` and make the (train, evaluation, test) sets of the flags."""
+                lazy: bool, refit: bool = False) -> tuple[EmbeddingSet, EmbeddingSet | None,
+                                                          EmbeddingSet | None]:
+    """Read ``--data-dir`` and make the (train, evaluation, test) sets of the flags.
+
+    With ``refit``: every clip trains, and there is no evaluation or test set.
+    """
     full, folder_eval = load_training_data(data_dir, lazy=lazy)
+    if refit:
+        return full, None, None
     test_set = None
     if eval_data is not None:
         eval_set, train_set = read_embeddings(eval_data, lazy=lazy), full
@@ -301,7 +330,8 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
         _init_output_prior(model, train_set.y, s)
     resumed = _resume(ws, model, optimizer, sampler, mix_rng, state)
     log.info("run %s: %d training clips, %d evaluation clips%s; model %s (%d parameters)%s", ws.dir,
-             len(train_set), len(eval_set), f", {len(test_set)} test clips" if test_set else "",
+             len(train_set), 0 if eval_set is None else len(eval_set),
+             f", {len(test_set)} test clips" if test_set else "",
              json.dumps(cfg), model.count_params(),
              f"; resumed at iteration {state['iteration']}" if resumed else "")
 
@@ -352,7 +382,7 @@ def _run(ws: Workspace, cfg: dict, s: dict, train_set: EmbeddingSet, eval_set: E
     result = TrainResult(ws.dir, it, state["best_iteration"], best_stats, stopped)
     if s["average_last"] > 0:
         averaged = _average(ws, model, cfg, s["average_last"], state["best_iteration"], eval_set, forward)
-        result.averaged_stats = _headline(averaged) if averaged else None
+        result.averaged_stats = _headline(averaged) if averaged and "mAP" in averaged else None
     if test_set is not None:
         result.test_stats = _test(ws, model, test_set, forward, result.averaged_stats is not None)
     return result
@@ -416,8 +446,21 @@ def _seed_variables(model) -> list:
 
 
 def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eval_set, forward, bar) -> bool:
-    """Evaluate at iteration ``it``; write stats, probs, best model, checkpoint. True = stop early."""
+    """Evaluate at iteration ``it``; write stats, probs, best model, checkpoint. True = stop early.
+
+    Without an evaluation set (``--refit``) the latest checkpoint is the best one.
+    """
     t = time.perf_counter()
+    if eval_set is None:
+        state.update(best_map=0.0, best_iteration=it, iteration=it)
+        write_model(ws.best, model, {**s["model"], "name": f"{ws.tag}@{it}"},
+                    extra={"iteration": it, "tag": ws.tag})
+        atomic_write_text(ws.best_json, json.dumps({"iteration": it, "stats": None}, indent=1))
+        _save_checkpoint(ws, model, optimizer, sampler, mix_rng, state, it, s)
+        line = f"iteration {it}: checkpoint (--refit: no evaluation set)  [{time.perf_counter() - t:.1f} s]"
+        log.info(line)
+        bar.write(line)
+        return False
     probs = predict(model, eval_set, forward=forward)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if it else "default", AudioTaggerWarning)
@@ -438,6 +481,16 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     elif it > 0:
         state["bad_evals"] += 1
     state["iteration"] = it
+    _save_checkpoint(ws, model, optimizer, sampler, mix_rng, state, it, s)
+    line = (f"iteration {it}: {summary(stats)}{'  (best)' if improved else ''}  "
+            f"[{time.perf_counter() - t:.1f} s]")
+    log.info(line)
+    bar.write(line)
+    return s["patience"] > 0 and state["bad_evals"] >= s["patience"]
+
+
+def _save_checkpoint(ws, model, optimizer, sampler, mix_rng, state, it, s) -> None:
+    """Write the resumable checkpoint of iteration ``it`` (a classifier file plus the training state)."""
     arrays = model_arrays(model, {**s["model"], "name": f"{ws.tag}@{it}"}, extra={"iteration": it})
     arrays.update({f"opt{i:03d}": v.numpy() for i, v in enumerate(optimizer.variables)})
     arrays.update({f"sampler_{k}": v for k, v in sampler.state().items()})
@@ -445,11 +498,6 @@ def _evaluate_and_save(ws, model, optimizer, sampler, mix_rng, state, it, s, eva
     arrays.update({f"rng{i:03d}": v.numpy() for i, v in enumerate(_seed_variables(model))})
     arrays["train_state"] = np.array(json.dumps(state))
     atomic_save_npz(ws.checkpoint(it), **arrays)
-    line = (f"iteration {it}: {summary(stats)}{'  (best)' if improved else ''}  "
-            f"[{time.perf_counter() - t:.1f} s]")
-    log.info(line)
-    bar.write(line)
-    return s["patience"] > 0 and state["bad_evals"] >= s["patience"]
 
 
 def cfg_single_label(model) -> bool:
@@ -481,9 +529,13 @@ def _average(ws, model, config: dict, k: int, best_it: int, eval_set, forward) -
         total = [w.astype(np.float64) for w in weights] if total is None else \
             [a + w for a, w in zip(total, weights, strict=True)]
     restore_weights(model, [(a / len(chosen)).astype(np.float32) for a in total], ws.averaged)
-    stats = calculate_stats(predict(model, eval_set, forward=forward), eval_set.y, warn=False)
     write_model(ws.averaged, model, {**config, "name": f"{ws.tag}@avg{chosen[0]}-{chosen[-1]}"},
                 extra={"iterations": chosen, "tag": ws.tag})
+    if eval_set is None:
+        log.info("weight average of iterations %s (no evaluation set)", chosen)
+        atomic_write_text(ws.stats / "averaged.json", json.dumps({"iterations": chosen}))
+        return {"iterations": chosen}
+    stats = calculate_stats(predict(model, eval_set, forward=forward), eval_set.y, warn=False)
     log.info("weight average of iterations %s: %s", chosen, summary(stats))
     atomic_write_text(ws.stats / "averaged.json", json.dumps({**stats, "iterations": chosen}))
     return stats
