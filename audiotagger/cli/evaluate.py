@@ -23,6 +23,10 @@ def add_parser(sub) -> None:
                      help="labelled audio, one sub-folder per class (custom models)")
     src.add_argument("--audio-csv", dest="audio_csv", metavar="FILE",
                      help="labelled audio as a csv path,labels[,start,end][,fold] (custom models)")
+    p.add_argument("--split", metavar="NPZ",
+                   help="with --data: score only one part of a training run's split (its split.npz)")
+    p.add_argument("--part", choices=("train", "validation", "test"), default="test",
+                   help="the part of --split to score (default: %(default)s)")
     p.add_argument("--json", metavar="FILE", help="also write the stats with per-class AP/AUC to FILE")
     p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=1024,
                    help="clips per model call (default: %(default)s)")
@@ -47,7 +51,7 @@ def run(args) -> int:
         from ..train.evaluate import evaluate
 
         s = evaluate(args.model, args.data, json_path=args.json, batch_size=args.batch_size,
-                     progress=not args.quiet)
+                     progress=not args.quiet, split=args.split, part=args.part)
         print(f"{s['model']} on {s['data']} ({s['n_clips']} clips, {s['n_classes']} classes): "
               f"mAP {s['mAP']:.4f}  AUC {s['AUC']:.4f}  d' {s['d_prime']:.4f}")
         return EXIT_OK
@@ -55,6 +59,8 @@ def run(args) -> int:
     from ..train.custom import evaluate_audio
     from ..train.metrics import confusion_table
 
+    if args.split is not None:
+        raise ParameterError("--split: only with --data (labelled audio is held out by its csv fold column)")
     if args.model is None:
         raise ParameterError("--model: give the custom model to score on --audio/--audio-csv")
     s = evaluate_audio(args.model, audio_dir=args.audio, audio_csv=args.audio_csv,
