@@ -197,3 +197,66 @@ def test_options_eval_data_test_split_lazy_average(small_h5, tmp_path, capsys):
 
     clf = load_classifier(run / "averaged.npz")
     assert clf.config["model_type"] == "feature-attention" and clf.name.startswith("opts@avg")
+
+
+def test_evaluate_one_part_of_a_run_split(trained, small_h5, tmp_path, capsys):
+    """evaluate --split/--part scores exactly the held-out clips the run recorded."""
+    from audiotagger.classifier import load_classifier
+    from audiotagger.train.data import read_h5
+    from audiotagger.train.metrics import calculate_stats
+
+    ws, _ = trained
+    run = ws / "tiny"
+    assert main(["evaluate", "--model", str(run / "best.npz"), "--data", str(small_h5), "--split",
+                 str(run / "split.npz"), "--part", "validation", "--json", str(tmp_path / "v.json")]) == 0
+    got = json.loads((tmp_path / "v.json").read_text())
+    data = read_h5(small_h5)
+    ids = set(np.load(run / "split.npz")["validation"])
+    idx = np.array([i for i, v in enumerate(data.video_ids) if v in ids])
+    want = calculate_stats(load_classifier(run / "best.npz").predict(data.x[idx]), data.y[idx], warn=False)
+    assert got["n_clips"] == len(ids) == len(idx) and abs(got["mAP"] - want["mAP"]) < 1e-6
+    # the run's own validation score at its best iteration
+    best = json.loads((run / "best.json").read_text())["stats"]
+    assert abs(got["mAP"] - best["mAP"]) < 1e-6
+    capsys.readouterr()
+    # the run has no test part
+    assert main(["evaluate", "--data", str(small_h5), "--split", str(run / "split.npz")]) == 1
+    assert "the test part is empty" in capsys.readouterr().err
+
+
+def test_refit_and_label_closure(small_h5, tmp_path, capsys):
+    """--refit trains on every clip with no evaluation set and averages the last checkpoints;
+    --label-closure makes ontology ancestors positive in the training labels only."""
+    from audiotagger.labels import ancestor_matrix, close_labels, load_labels
+
+    labels = load_labels()
+    a = ancestor_matrix()
+    dog, bark, animal = (labels.index(n) for n in ("Dog", "Bark", "Animal"))
+    assert a[bark, dog] and a[bark, animal] and a[dog, animal] and not a[animal].any()
+    y = np.zeros((2, 527), bool)
+    y[0, bark] = True
+    closed = close_labels(y)
+    assert closed[0, [bark, dog, animal]].all() and closed[0].sum() == 1 + a[bark].sum()
+    assert not closed[1].any()
+
+    ws = tmp_path / "ws"
+    args = ["train", "--data-dir", str(small_h5), "--workspace", str(ws), "--tag", "all",
+            "--hidden-units", "16", "--batch-size", "32", "--iterations", "4", "--eval-every", "2", "--refit",
+            "--average-last", "2", "--label-closure", "--prior-init", "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "on every clip (--refit, no evaluation)" in out and "averaged.npz" in out
+    run = ws / "all"
+    split = np.load(run / "split.npz")
+    with h5py.File(small_h5) as f:
+        assert len(split["train"]) == len(f["y"]) and len(split["validation"]) == 0
+    assert json.loads((run / "best.json").read_text()) == {"iteration": 4, "stats": None}
+    assert json.loads((run / "stats" / "averaged.json").read_text())["iterations"] == [2, 4]
+    from audiotagger.classifier import load_classifier
+
+    probs = load_classifier(run / "averaged.npz").predict(np.full((1, 10, 128), 128, np.uint8))
+    assert probs.shape == (1, 527)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data-dir", str(small_h5), "--workspace", str(ws), "--tag", "bad", "--refit",
+              "--validation-split", "0.2", "-q"])
+    assert exc.value.code == 2 and "--refit" in capsys.readouterr().err
