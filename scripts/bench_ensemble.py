@@ -83,7 +83,7 @@ def main() -> None:
         variants = {"1 member": [*base, "--model", str(single)],
                     f"{k} members": [*base, "--model", str(args.model)]}
         audio = make_input(work / "ten_minutes", 600)
-        for name, margs in variants.items():                      # build graphs, warm the page cache
+        for margs in variants.values():                           # build graphs, warm the page cache
             tag_once(audio, work / "warm", margs, env)
         runs: dict[str, list[tuple[float, float]]] = {n: [] for n in variants}
         for _ in range(args.rounds):
