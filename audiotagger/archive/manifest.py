@@ -94,13 +94,15 @@ class Manifest:
 
         table = self._merged()
         mask = pc.is_in(table["status"], value_set=_array(list(statuses)))
-        return self._path_hashes(table.filter(mask)["path"])
+        # hash the whole column slice by slice and mask the hashes: filtering the table first would copy it
+        return self._path_hashes(table["path"], np.asarray(mask.to_numpy(zero_copy_only=False), bool))
 
     @staticmethod
-    def _path_hashes(paths) -> np.ndarray:
+    def _path_hashes(paths, mask: np.ndarray | None = None) -> np.ndarray:
         step = 100_000                     # a slice of Python strings at a time, never millions at once
         parts = [path_hashes(paths.slice(i, step).to_pylist()) for i in range(0, len(paths), step)]
-        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
+        hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+        return np.sort(hashes if mask is None else hashes[mask])
 
     def add(self, row: dict) -> None:
         """Record one finished input (keys of :func:`schema`; missing ones are null)."""
@@ -133,7 +135,7 @@ class Manifest:
         new = pa.Table.from_pylist(self.rows, schema=schema())
         # the last row of a path wins (a retried file, a rerun of a failed one)
         new_keys = pa.array(self.rows[i]["path"] for i in range(len(self.rows)))
-        keep_old = pc.invert(pc.is_in(self.table["path"], value_set=new_keys))
+        replaced = pc.is_in(self.table["path"], value_set=new_keys)
         if len(set(new_keys.to_pylist())) != len(self.rows):
             seen, keep = set(), []
             for i in range(len(self.rows) - 1, -1, -1):
@@ -141,7 +143,9 @@ class Manifest:
                     seen.add(self.rows[i]["path"])
                     keep.append(i)
             new = new.take(pa.array(sorted(keep)))
-        return pa.concat_tables([self.table.filter(keep_old), new])
+        # new paths only (the usual case): no copy of the old rows, concat_tables only links their chunks
+        old = self.table.filter(pc.invert(replaced)) if pc.any(replaced).as_py() else self.table
+        return pa.concat_tables([old, new])
 
     def add_missing(self, chunks: Iterable[list], status: str, reason: str) -> int:
         """Add a ``status`` row with ``reason`` for every input key of ``chunks`` that has no row yet.
