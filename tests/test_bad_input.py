@@ -434,6 +434,22 @@ USAGE = [
     ("smooth-word", ["--smooth", "lots"], r"--smooth.*: expected a number of steps or yes/no"),
     ("top-k-zero", ["--top-k", "0"], r"--top-k.*: must be >= 1, got 0"),
     ("batch-size-zero", ["--batch-size", "0"], r"--batch-size.*: must be >= 1, got 0"),
+    (
+        "threshold-word",
+        ["--threshold", "foo"],
+        r"--threshold: expected a number between 0 and 1 or auto, got 'foo'",
+    ),
+    (
+        "threshold-auto-panns",
+        ["--model", "panns-cnn6", "--threshold", "auto"],
+        r"error: panns-cnn6: no per-class thresholds \(--threshold auto needs a model that stores them; "
+        r"give a number\)$",
+    ),
+    (
+        "threshold-auto-yamnet",
+        ["--model", "yamnet", "--threshold", "auto"],
+        r"error: yamnet: no per-class thresholds",
+    ),
 ]
 
 
@@ -449,6 +465,34 @@ def test_no_input_and_from_probs_with_inputs(media, tmp_path, capsys):
     check(code, err, 2, r"no input given")
     code, _, err = cli(capsys, "tag", media / "good.wav", "--from-probs", tmp_path / "x.npz")
     check(code, err, 2, r"--from-probs: give the \.npz files to --from-probs, not as inputs")
+
+
+def test_threshold_auto_without_stored_thresholds(media, models, tmp_path, capsys):
+    """A classifier or probability file that stores no per-class thresholds: exit 2 before any work."""
+    out = tmp_path / "out"
+    code, _, err = cli(capsys, "tag", media / "good.wav", "-o", out, "--threshold", "auto", *models["args"])
+    clf = re.escape(str(models["clf"]))
+    line = (
+        rf"^audiotagger: error: {clf}: no per-class thresholds \(--threshold auto needs a model that "
+        r"stores them; give a number\)$"
+    )
+    check(code, err, 2, line, root=tmp_path)
+    assert not out.exists()
+    code, _, err = cli(
+        capsys, "tag", media / "good.wav", "-o", tmp_path / "p", "-f", "npz", "-q", *models["args"]
+    )
+    assert code == 0, err
+    npz = tmp_path / "p" / "good.npz"
+    code, _, err = cli(capsys, "tag", "--from-probs", npz, "-o", out, "--threshold", "auto")
+    check(code, err, 2, r"error: .*good\.npz: no per-class thresholds \(--threshold auto", root=tmp_path)
+    assert not out.exists()
+    # listen: before the source is opened (or the model loaded); alerts with =auto alike
+    code, _, err = cli(capsys, "listen", "-", "--format", "s16le", "--threshold", "auto", *models["args"])
+    check(code, err, 2, rf"error: {clf}: no per-class thresholds")
+    code, _, err = cli(
+        capsys, "listen", "-", "--format", "s16le", "--alert", "Dog=auto", "--model", "panns-cnn6"
+    )
+    check(code, err, 2, r"error: --alert/--on: panns-cnn6: no per-class thresholds")
 
 
 # --- one validation rule for scores: tag --from-probs and parse ------------------------------------

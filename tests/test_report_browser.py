@@ -8,6 +8,8 @@ writes for the same options. Skipped, with the reason, where Playwright or Chrom
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -348,4 +350,70 @@ def test_a_yamnet_label_set_selects_like_select_py(browser, tmp_path):  # noqa: 
                                e.score) for e in sel.events())
             assert expected and any(e[2] == "Speech" for e in expected) == ms
             assert_same_events(page_events(page), expected)
+        assert not log.problems(), log.problems()
+
+
+def auto_result():
+    """:func:`stressed_result` with per-class thresholds that break a careless port of ``--threshold auto``:
+    thresholds exactly on values and one float32 step either side, thresholds within one storage level of a
+    slider threshold (a value between them is on one side of each), thresholds under the slider's floor (and
+    0: every step), exact ties, Silence above its own threshold."""
+    result = stressed_result()
+    p = result.probs
+    rng = np.random.default_rng(12)
+    t = rng.uniform(0.1, 0.8, p.shape[1]).astype(np.float32)
+    at = np.float32
+    t[300] = at(0.3)                                                   # on the values at 0.3
+    t[301] = np.nextafter(at(0.5), at(1))                              # just above the values at 0.5
+    t[302] = at(0.25) + at(1e-6)                                       # the level of the slider's 0.25
+    p[::3, 302] = np.nextafter(at(0.25), at(1))                        # ... and values between the two
+    t[310], t[311], t[312] = at(0.4), at(0.7), p[5, 313]
+    t[314] = at(0.9)
+    background = np.argsort(p.mean(axis=0))[400:406]                   # around 0.01: under the floor
+    t[background] = (0.0, 0.0, 0.003, 0.003, 0.006, 0.009)
+    t[result.names.index("Silence")] = at(0.55)
+    return replace(result, thresholds=t)                               # checked as a result's thresholds
+
+
+def test_auto_choice_selects_like_select_py_over_a_sweep(browser, tmp_path):  # noqa: F811
+    result = auto_result()
+    page_path = write_outputs(Selection(result, DisplayOptions(threshold="auto")),
+                              {"html": tmp_path / "auto.html", "tsv": tmp_path / "auto.tsv"})[0]
+    combos = ([("auto", k, ms, False) for k in (1, 5, 20) for ms in (False, True)]
+              + [("auto", 5, ms, True) for ms in (False, True)]
+              + [(t, 5, False, c) for t in (0.01, 0.25, 0.3) for c in (False, True)])
+    with open_page(browser, page_path) as (page, log):
+        # the run used auto: the page opens with it, the slider off, and shows what tag wrote
+        assert page.is_checked("#auto") and page.is_disabled("#threshold")
+        assert page.locator("#threshold-out").inner_text() == "auto"
+        assert_same_events(page_events(page), tsv_events(tmp_path / "auto.tsv"))
+        for t, k, ms, compat in combos:
+            page.evaluate("([t, k, ms, compat]) => { const s = audiotaggerReport.state; "
+                          "s.auto = t === 'auto'; if (!s.auto) s.threshold = t; s.topK = k; s.showMS = ms; "
+                          "s.compat = compat; audiotaggerReport.refresh(); }", [t, k, ms, compat])
+            sel = Selection(result, DisplayOptions(threshold=t, top_k=k, show_music_speech=ms, compat=compat))
+            expected = sorted((int(round(e.start * 1000)), int(round(e.end * 1000)), result.names[e.cls],
+                               e.score) for e in sel.events())
+            assert expected
+            assert_same_events(page_events(page), expected)
+            summary = page.evaluate("audiotaggerReport.summary()")
+            assert [(s["label"], s["score"]) for s in summary] == [
+                (result.names[c], pytest.approx(score, abs=1e-12)) for c, score, _ in sel.summary()]
+        # the choice by hand: off gives the slider's threshold, on gives auto again
+        page.evaluate("() => { const s = audiotaggerReport.state; s.auto = true; s.threshold = 0.1; "
+                      "s.topK = 5; s.showMS = false; s.compat = false; audiotaggerReport.refresh(); }")
+        page.uncheck("#auto")
+        assert not page.is_disabled("#threshold")
+        assert_same_events(page_events(page), sorted(
+            (int(round(e.start * 1000)), int(round(e.end * 1000)), result.names[e.cls], e.score)
+            for e in Selection(result, DisplayOptions(threshold=0.1)).events()))
+        page.check("#auto")
+        assert_same_events(page_events(page), tsv_events(tmp_path / "auto.tsv"))
+        assert not log.problems(), log.problems()
+    # a result without thresholds has no auto choice
+    plain = write_outputs(Selection(replace(result, thresholds=None), DisplayOptions()),
+                          {"html": tmp_path / "plain.html"})[0]
+    with open_page(browser, plain) as (page, log):
+        assert not page.locator("#auto-box").is_visible()
+        assert page.evaluate("audiotaggerReport.meta.auto") is False
         assert not log.problems(), log.problems()

@@ -46,8 +46,11 @@ class TagJob:
         from ..tag.tagger import (
             backend_display,
             backend_name,
+            check_auto,
             check_backend_options,
             model_labels,
+            model_thresholds,
+            model_title,
             resolve_display,
         )
         from ..tag.windows import check_context
@@ -57,8 +60,10 @@ class TagJob:
         check_backend_options(backend_name(s["model"]), compat_truncate=s["options"]["compat_truncate"],
                               sample_duration=s["options"]["sample_duration"],
                               hop_duration=s["options"]["hop_duration"])
-        resolve_display(backend_display(s["display"], backend_name(s["model"])),
-                        labels=model_labels(s["model"]))
+        options = resolve_display(backend_display(s["display"], backend_name(s["model"])),
+                                  labels=model_labels(s["model"]))
+        if options.auto:
+            check_auto(options, model_thresholds(s["model"]), model_title(s["model"]))
 
     def load(self) -> None:
         """Load the backend (once per worker)."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ModelError, ParameterError
 from ..params import CLIP_SECONDS, EMBEDDING_SIZE
-from .store import read_model, restore_weights
+from .store import read_config, read_model, read_thresholds, restore_weights
 
 DEFAULT_MODEL_NAME = "default.npz"
 """File name of the packaged default classifier inside ``audiotagger/data/models/``."""
@@ -74,16 +74,28 @@ class Classifier:
         The model config (``build_model`` keywords, plus ``name`` when known).
     name : str
         Identifier recorded in outputs (model id).
+    thresholds : numpy.ndarray, float32, shape (classes,), optional
+        Per-class thresholds stored with the model (``--threshold auto``).
+    threshold_info : dict, optional
+        How they were chosen (the model's ``meta["thresholds"]``).
+
+    Attributes
+    ----------
+    thresholds : numpy.ndarray or None
+        As given (None: the model stores none).
     """
 
     engine = "tf"
 
-    def __init__(self, model, config: dict, name: str):
+    def __init__(self, model, config: dict, name: str, thresholds: np.ndarray | None = None,
+                 threshold_info: dict | None = None):
         import tensorflow as tf
 
         self.model = model
         self.config = dict(config)
         self.name = name
+        self.thresholds = thresholds
+        self.threshold_info = threshold_info
         self.num_classes = int(config.get("num_classes", model.output_shape[-1]))
         self.embedding_size = int(config.get("embedding_size", EMBEDDING_SIZE))
         self.dtype = np.dtype(config.get("input_dtype", "uint8"))
@@ -155,7 +167,9 @@ def load_classifier(spec: str | os.PathLike | None = None, *, engine: str | None
     Returns
     -------
     Classifier or audiotagger.engine.runtime.OnnxClassifier
-        Both have ``name``, ``config``, ``num_classes`` and ``predict(windows, batch_size)``.
+        Both have ``name``, ``config``, ``num_classes``, ``thresholds`` (the per-class thresholds
+        stored in the file, float32 (classes,), or None), ``threshold_info`` (how they were chosen: the
+        file's ``meta["thresholds"]``, or None) and ``predict(windows, batch_size)``.
 
     Raises
     ------
@@ -171,7 +185,7 @@ def load_classifier(spec: str | os.PathLike | None = None, *, engine: str | None
         from ..engine.runtime import OnnxClassifier
 
         folder, config, name = classifier_graphs(path, model_dir)
-        return OnnxClassifier(folder, config, name)
+        return OnnxClassifier(folder, config, name, **stored_thresholds(path))
     from .models import build_model
 
     if path.suffix == ".keras":
@@ -183,7 +197,26 @@ def load_classifier(spec: str | os.PathLike | None = None, *, engine: str | None
         raise ModelError(f"{path}: invalid model config ({exc})") from None
     restore_weights(model, weights, path)
     name = config.get("name") or meta.get("name") or path.stem
-    return Classifier(model, config, name)
+    return Classifier(model, config, name, **stored_thresholds(path))
+
+
+def stored_thresholds(path: str | os.PathLike) -> dict:
+    """``thresholds`` and ``threshold_info`` of a classifier file (keywords of both classifier classes).
+
+    Cheap (no weights, no TensorFlow). ``thresholds`` is None for a file without them (and for
+    ``.keras`` files); ``threshold_info`` is the file's ``meta["thresholds"]`` when they exist (a dict,
+    ``{}`` if the file does not say how they were chosen).
+
+    Raises
+    ------
+    ModelError
+        The thresholds stored are malformed.
+    """
+    thresholds = read_thresholds(path)
+    if thresholds is None:
+        return {"thresholds": None, "threshold_info": None}
+    info = read_config(path)[1].get("thresholds")
+    return {"thresholds": thresholds, "threshold_info": info if isinstance(info, dict) else {}}
 
 
 def _audioset_classifier(path: Path) -> bool:

@@ -112,6 +112,17 @@ def probability(text: str) -> float:
     return value
 
 
+def threshold_value(text: str) -> float | str:
+    """Argparse type of ``--threshold``: a float in [0, 1], or ``auto`` (each class's own threshold)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 or auto, got {text!r}") from None
+    return probability(text)
+
+
 def str2bool(text: str) -> bool:
     """Argparse type: yes/true/t/y/1 or no/false/f/n/0 (the original tool's spellings)."""
     value = text.strip().lower()

@@ -61,7 +61,8 @@ def add_parser(sub) -> None:
     o.add_argument("-q", "--quiet", action="store_true", help="no per-second lines on stdout")
     a = p.add_argument_group("alerts")
     a.add_argument("--alert", action="append", default=[], metavar="CLASS[=T]",
-                   help="print an alert on stderr when CLASS reaches T (default: --threshold); repeatable")
+                   help="print an alert on stderr when CLASS reaches T (a number, or auto: the class's own "
+                        "threshold stored in the model; default: --threshold); repeatable")
     a.add_argument("--on", action="append", default=[], metavar="CLASS[=T]",
                    help="with --exec: run a command when CLASS reaches T; repeatable (pairs in order)")
     a.add_argument("--exec", action="append", default=[], dest="exec_", metavar="CMD",
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                             children.append(run_command(alert))
                         else:
                             print(f"audiotagger: alert: {session.iso_time(alert.wall)} {alert.label} "
-                                  f"{alert.score:.2f} (>= {alert.rule.threshold:g})", file=sys.stderr,
+                                  f"{alert.score:.2f} (>= {alert.threshold:g})", file=sys.stderr,
                                   flush=True)
                     if files is not None:
                         try:

@@ -26,11 +26,11 @@ from .common import (
     plan_outputs,
     positive_float,
     positive_int,
-    probability,
     run_each,
     smooth_steps,
     smooth_value,
     str2bool,
+    threshold_value,
 )
 
 
@@ -115,8 +115,9 @@ def add_model_options(m, *, compat_truncate: bool = True, resampler: bool = True
 
 def add_display_options(d) -> None:
     """The display options of ``tag`` (and ``listen``) on the argument group ``d``."""
-    d.add_argument("--threshold", type=probability, default=None, metavar="T",
-                   help=f"lowest probability shown, 0 to 1 (default: {DEFAULT_THRESHOLD})")
+    d.add_argument("--threshold", type=threshold_value, default=None, metavar="T",
+                   help=f"lowest probability shown, 0 to 1, or auto: each class its own threshold, "
+                        f"stored in the model (default: {DEFAULT_THRESHOLD})")
     d.add_argument("--top-k", "--top_k", dest="top_k", type=positive_int, default=None, metavar="K",
                    help=f"most tags per second, and lines per step in txt (default: {DEFAULT_TOP_K})")
     d.add_argument("--show-music-speech", "--show_music_speech", dest="show_music_speech", type=str2bool,
@@ -143,10 +144,13 @@ def run(args: argparse.Namespace) -> int:
     from ..tag.tagger import (
         backend_display,
         backend_name,
+        check_auto,
         check_backend_options,
         load_tagger,
         media_source,
         model_labels,
+        model_thresholds,
+        model_title,
         output_paths,
         resolve_display,
         result_labels,
@@ -189,10 +193,18 @@ def run(args: argparse.Namespace) -> int:
     # and each re-rendered .npz its own (checked when it is read)
     options = resolve_display(display, labels=None if from_probs else model_labels(args.model),
                               check=not from_probs)
+    if options.auto and not from_probs:      # --threshold auto: the model must store thresholds
+        check_auto(options, model_thresholds(args.model), model_title(args.model))
     specs = args.from_probs if from_probs else args.inputs
     exts = frozenset({".npz"}) if from_probs else None
     items, problems = expand_inputs(specs, recursive=args.recursive,
                                     **({"extensions": exts} if exts else {}))
+    if options.auto and from_probs:          # ... and so must every file re-rendered with it
+        from ..tag.result import has_thresholds
+
+        for item in items:
+            if has_thresholds(item.path) is False:
+                check_auto(options, None, item.path)
 
     plans = plan_outputs(items, lambda item: output_paths(item.path, args.output_dir, formats, item.rel_dir),
                          overwrite=args.overwrite)

@@ -163,14 +163,23 @@ class OnnxClassifier:
         The model config.
     name : str
         Model id.
+    threads : int, optional
+        Intra-op threads.
+    thresholds : numpy.ndarray, float32, shape (classes,), optional
+        Per-class thresholds stored with the model (``--threshold auto``); None if it stores none.
+    threshold_info : dict, optional
+        How they were chosen (the model's ``meta["thresholds"]``).
     """
 
     engine = "onnx"
 
-    def __init__(self, folder: str | os.PathLike, config: dict, name: str, threads: int | None = None):
+    def __init__(self, folder: str | os.PathLike, config: dict, name: str, threads: int | None = None,
+                 thresholds: np.ndarray | None = None, threshold_info: dict | None = None):
         self.session = session(Path(folder) / "classifier.onnx", threads)
         self.config = dict(config)
         self.name = name
+        self.thresholds = thresholds
+        self.threshold_info = threshold_info
         self.num_classes = int(self.session.get_outputs()[0].shape[-1])
 
     def predict(self, windows, batch_size: int = 1024) -> np.ndarray:

@@ -22,21 +22,26 @@ DEFAULT_HOLD_OFF = 10.0
 """Seconds after an alert during which the same rule stays quiet."""
 
 
+AUTO = "auto"
+"""A rule's threshold ``auto``: the class's own threshold stored in the model (``--threshold auto``)."""
+
+
 @dataclass(frozen=True)
 class AlertRule:
     """Alert when class ``key`` (a name, mid or index of the backend's labels) reaches ``threshold``.
 
+    ``threshold`` is a probability, or ``"auto"`` for the class's own threshold stored in the model.
     ``command`` (a shell line) is run when given.
     """
 
     key: str
-    threshold: float
+    threshold: float | str
     command: str | None = None
 
 
 @dataclass(frozen=True)
 class Alert:
-    """One fired alert."""
+    """One fired alert; ``threshold`` is the value the score reached (the class's own one for ``auto``)."""
 
     rule: AlertRule
     label: str
@@ -44,25 +49,32 @@ class Alert:
     score: float
     time: float
     wall: float
+    threshold: float = float("nan")
 
 
-def parse_rule(spec: str, default_threshold: float, command: str | None = None) -> AlertRule:
+def parse_rule(spec: str, default_threshold: float | str, command: str | None = None) -> AlertRule:
     """Parse ``CLASS[=THRESHOLD]`` (a display name, mid or index) into an :class:`AlertRule`.
 
-    The class is looked up in the backend's labels when the run starts (:meth:`Alerter.bind`).
+    ``THRESHOLD`` (and ``default_threshold``, the ``--threshold`` of the run) may be ``auto``: the class's
+    own threshold stored in the model. The class is looked up in the backend's labels when the run
+    starts (:meth:`Alerter.bind`).
 
     Raises
     ------
     ParameterError
-        A threshold outside [0, 1].
+        A threshold that is not a number in [0, 1] or ``auto``.
     """
     name, threshold = spec, default_threshold
     if "=" in spec:
         name, _, value = spec.rpartition("=")
-        try:
-            threshold = float(value)
-        except ValueError:
-            raise ParameterError(f"--alert/--on: {spec!r}: threshold {value!r} is not a number") from None
+        threshold = value.strip().lower() if value.strip().lower() == AUTO else value
+    if threshold == AUTO:
+        return AlertRule(name.strip(), AUTO, command)
+    try:
+        threshold = float(threshold)
+    except ValueError:
+        raise ParameterError(f"--alert/--on: {spec!r}: threshold {threshold!r} is not a number (or auto)"
+                             ) from None
     if not 0.0 <= threshold <= 1.0:
         raise ParameterError(f"--alert/--on: {spec!r}: threshold must be between 0 and 1")
     return AlertRule(name.strip(), float(threshold), command)
@@ -85,22 +97,40 @@ class Alerter:
         self._above = [False] * len(self.rules)
         self._last = [-np.inf] * len(self.rules)
         self._cls: list[int] = []
+        self._limits: list[float] = []
 
-    def bind(self, mids: Sequence[str], names: Sequence[str]) -> None:
-        """Look the rules' classes up in the backend's labels.
+    def bind(self, mids: Sequence[str], names: Sequence[str], thresholds: np.ndarray | None = None,
+             source: str = "the model") -> None:
+        """Look the rules' classes up in the backend's labels (and ``auto`` rules' thresholds).
+
+        Parameters
+        ----------
+        mids, names : sequence of str
+            The backend's classes.
+        thresholds : numpy.ndarray, shape (C,), optional
+            The model's per-class thresholds (for rules with threshold ``auto``).
+        source : str
+            The model, named in the error of an ``auto`` rule without thresholds.
 
         Raises
         ------
         ParameterError
-            A class the backend does not have.
+            A class the backend does not have; an ``auto`` rule and no ``thresholds``.
         """
         from ..labels import LabelSet
 
         labels = LabelSet(tuple(mids), tuple(names))
         try:
-            self._cls = [labels.index(rule.key) for rule in self.rules]
+            cls = [labels.index(rule.key) for rule in self.rules]
         except ParameterError as exc:
             raise ParameterError(f"--alert/--on: {exc}") from None
+        if thresholds is None and any(rule.threshold == AUTO for rule in self.rules):
+            from ..tag.select import no_thresholds_message
+
+            raise ParameterError(f"--alert/--on: {no_thresholds_message(source)}")
+        self._limits = [float(thresholds[c]) if rule.threshold == AUTO else float(rule.threshold)
+                        for rule, c in zip(self.rules, cls, strict=True)]
+        self._cls = cls
 
     def check(self, scores: np.ndarray, time: float, wall: float, mids: Sequence[str],
               names: Sequence[str]) -> list[Alert]:
@@ -109,12 +139,12 @@ class Alerter:
             self.bind(mids, names)
         fired = []
         for k, rule in enumerate(self.rules):
-            cls = self._cls[k]
+            cls, limit = self._cls[k], self._limits[k]
             score = float(scores[cls])
-            above = score >= rule.threshold
+            above = score >= limit        # an auto limit is a float32 value: the same as comparing float32s
             if above and not self._above[k] and time - self._last[k] >= self.hold_off:
                 self._last[k] = time
-                fired.append(Alert(rule, names[cls], mids[cls], score, time, wall))
+                fired.append(Alert(rule, names[cls], mids[cls], score, time, wall, limit))
             self._above[k] = above
         return fired
 

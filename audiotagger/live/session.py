@@ -93,8 +93,8 @@ class LiveResult:
 class RowSelector:
     """The display options applied one step at a time (causal smoothing, then :func:`select_classes`)."""
 
-    def __init__(self, options, mids=None, names=None):
-        self.options, self.mids, self.names = options, mids, names
+    def __init__(self, options, mids=None, names=None, thresholds=None):
+        self.options, self.mids, self.names, self.thresholds = options, mids, names, thresholds
         self._recent: deque[np.ndarray] = deque(maxlen=max(1, options.smooth))
 
     def reset(self) -> None:
@@ -108,7 +108,7 @@ class RowSelector:
         if self.options.smooth > 1:
             self._recent.append(np.asarray(probs, dtype=np.float64))
             probs = (sum(self._recent) / len(self._recent)).astype(np.float32)
-        chosen = select_classes(probs[None, :], self.options, self.mids, self.names)[0]
+        chosen = select_classes(probs[None, :], self.options, self.mids, self.names, self.thresholds)[0]
         return probs, [int(c) for c in chosen if c >= 0]
 
 
@@ -159,7 +159,15 @@ class Listener:
                  stall_timeout: float = STALL_TIMEOUT, alerts: Sequence[AlertRule] = (),
                  hold_off: float = DEFAULT_HOLD_OFF, stop: threading.Event | None = None,
                  on_status: Callable[[str], None] | None = None, tagger: Any = None):
-        from ..tag.tagger import backend_display, backend_name, check_backend_options, resolve_display
+        from ..tag.tagger import (
+            backend_display,
+            backend_name,
+            check_auto,
+            check_backend_options,
+            model_thresholds,
+            model_title,
+            resolve_display,
+        )
         from ..tag.windows import check_context
         from .sources import parse_source
 
@@ -178,10 +186,19 @@ class Listener:
         self.until, self.open_timeout, self.stall_timeout = until, float(open_timeout), float(stall_timeout)
         self.reconnect = self.source.kind == "url" if reconnect is None else bool(reconnect)
         self.alerter = Alerter(alerts, hold_off)
+        # --threshold auto (and CLASS=auto alerts): the model's own thresholds, read before loading it
+        self._title = model_title(model) if tagger is None else str(tagger.model_name)
+        thresholds = None
+        if self.options.auto or any(rule.threshold == "auto" for rule in alerts):
+            thresholds = model_thresholds(model) if tagger is None else getattr(tagger, "thresholds", None)
+            if self.options.auto:
+                check_auto(self.options, thresholds, self._title)
         if backend != "yamnet":          # AudioSet's labels: check the alert classes before loading anything
             from ..labels import load_labels
 
-            self.alerter.bind(load_labels().mids, load_labels().names)
+            labels = load_labels()
+            fits = thresholds is not None and len(thresholds) == len(labels.mids)
+            self.alerter.bind(labels.mids, labels.names, thresholds if fits else None, self._title)
         self.stop = stop or threading.Event()
         self.on_status = on_status or _print_status
         self._stream_options = {"left": left, "right": right, "sample_duration": sample_duration,
@@ -225,8 +242,13 @@ class Listener:
         self.load()
         stream = self._stream = self.new_stream()
         self._mids, self._names = stream.labels.mids, stream.labels.names
-        self.alerter.bind(self._mids, self._names)       # an unknown class is a usage error, before audio
-        selector = RowSelector(self.options, self._mids, self._names)
+        thresholds = getattr(self.tagger, "thresholds", None)
+        self.alerter.bind(self._mids, self._names, thresholds, self._title)   # usage errors, before audio
+        if self.options.auto:
+            from ..tag.tagger import check_auto
+
+            check_auto(self.options, thresholds, self._title)
+        selector = RowSelector(self.options, self._mids, self._names, thresholds)
         t0 = None                   # monotonic time of stream time 0
         timer = None
         connected = away = False    # away: the source dropped and has not delivered audio since

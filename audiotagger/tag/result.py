@@ -23,8 +23,11 @@ NPZ_FORMAT = "audiotagger-probs-1"
 """Identifier stored under ``format`` in every probability-matrix ``.npz``."""
 
 _REQUIRED = ("probs", "times", "mids", "labels", "settings")
+THRESHOLDS = "thresholds"
+"""Optional array of the ``.npz``: the model's per-class thresholds, float32 (C,) (``--threshold auto``)."""
+
 _STANDARD = frozenset(_REQUIRED) | {"format", "source", "hop", "window", "duration", "model", "backend",
-                                    "version", "left", "right"}
+                                    "version", "left", "right", THRESHOLDS}
 """Every array :meth:`TagResult.npz_arrays` writes itself; the rest of a file are :attr:`TagResult.extras`."""
 
 
@@ -54,6 +57,9 @@ class TagResult:
         Class mids and display names in column order (default: the packaged AudioSet labels).
     extras : dict of str to numpy.ndarray
         Backend-specific arrays also stored in the ``.npz`` (e.g. PaddleAudio's ``time``/``scores``).
+    thresholds : numpy.ndarray, float32, shape (C,), optional
+        The model's per-class thresholds (chosen on validation data; ``--threshold auto`` compares each
+        class with its own); None when the model stores none. Saved in the ``.npz`` as ``thresholds``.
     """
 
     source: str
@@ -66,6 +72,7 @@ class TagResult:
     mids: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    thresholds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
@@ -82,6 +89,7 @@ class TagResult:
             raise DataError(f"{self.source}: {self.probs.shape[1]} probability columns but "
                             f"{len(self.mids)} class labels")
         self.hop, self.window, self.duration = float(self.hop), float(self.window), float(self.duration)
+        self.thresholds = check_result_thresholds(self.thresholds, self.probs.shape[1], self.source)
 
     @property
     def num_steps(self) -> int:
@@ -120,7 +128,8 @@ class TagResult:
         dict of str to numpy.ndarray
             ``probs`` float32 (n, C), ``times`` float64 (n,) seconds, ``mids`` and ``labels`` str (C,),
             ``settings`` (a JSON string), and scalars ``model``, ``backend``, ``left``, ``right``, ``hop``,
-            ``window``, ``duration``, ``version``, ``source``, ``format``; plus :attr:`extras`.
+            ``window``, ``duration``, ``version``, ``source``, ``format``; ``thresholds`` float32 (C,)
+            when the result has per-class thresholds; plus :attr:`extras`.
         """
         settings = self.settings()
         arrays: dict[str, np.ndarray] = {
@@ -140,11 +149,31 @@ class TagResult:
         for key in ("left", "right"):
             if settings.get(key) is not None:
                 arrays[key] = np.array(int(settings[key]))
+        if self.thresholds is not None:
+            arrays[THRESHOLDS] = self.thresholds.astype(np.float32)
         for key, value in self.extras.items():
             if key in arrays:
                 raise DataError(f"{self.source}: extra array {key!r} would replace a standard one")
             arrays[key] = np.asarray(value)
         return arrays
+
+
+def check_result_thresholds(thresholds, num_classes: int, source) -> np.ndarray | None:
+    """Per-class thresholds of a result: None, or float32 ``(num_classes,)`` in [0, 1].
+
+    Raises
+    ------
+    DataError
+        Wrong shape, not numbers, or values outside [0, 1] (a damaged file).
+    """
+    if thresholds is None:
+        return None
+    values = np.asarray(thresholds)
+    if (values.shape != (num_classes,) or not np.issubdtype(values.dtype, np.floating)
+            or not np.isfinite(values).all() or (values.size and (values.min() < 0 or values.max() > 1))):
+        raise DataError(f"{source}: per-class thresholds must be {num_classes} numbers in [0, 1], got "
+                        f"{values.dtype} {values.shape}")
+    return values.astype(np.float32)
 
 
 def check_scores(scores: np.ndarray, source: str | os.PathLike, *, rows: bool = False) -> None:
@@ -186,14 +215,15 @@ def load_result(path: str | os.PathLike) -> tuple[TagResult, dict[str, Any]]:
     Returns
     -------
     result : TagResult
-        Probabilities, times, labels and settings exactly as saved.
+        Probabilities, times, labels, settings and per-class thresholds (if any) exactly as saved.
     display : dict
         The display options stored with it (empty if none).
 
     Raises
     ------
     DataError
-        If the file cannot be read, holds pickled objects, or lacks an array of the contract.
+        If the file cannot be read, holds pickled objects, lacks an array of the contract, or its
+        ``thresholds`` are malformed.
     """
     path = Path(path)
     try:
@@ -224,5 +254,21 @@ def load_result(path: str | os.PathLike) -> tuple[TagResult, dict[str, Any]]:
     extras = {k: v for k, v in data.items() if k not in _STANDARD}
     result = TagResult(source=source, times=data["times"], probs=probs, hop=hop, window=window,
                        duration=duration, meta=settings, mids=tuple(str(m) for m in data["mids"]),
-                       names=tuple(str(n) for n in data["labels"]), extras=extras)
+                       names=tuple(str(n) for n in data["labels"]), extras=extras,
+                       thresholds=check_result_thresholds(data.get(THRESHOLDS), probs.shape[1], path))
     return result, display
+
+
+def has_thresholds(path: str | os.PathLike) -> bool | None:
+    """Whether a probability ``.npz`` stores per-class thresholds (reads only its member list).
+
+    Returns
+    -------
+    bool or None
+        None if the file cannot be read as an ``.npz`` (its own error comes when it is loaded).
+    """
+    try:
+        with np.load(Path(path), allow_pickle=False) as npz:
+            return THRESHOLDS in npz.files
+    except Exception:  # noqa: BLE001  (not an .npz at all: loading it reports why)
+        return None

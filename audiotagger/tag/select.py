@@ -9,6 +9,11 @@ Two selection rules (SPEC §6.3):
   ``3 if j < 3 else min(5, j)`` with ``j = max(count - 1, 0)`` (so at least 3 even below the threshold),
   only "Silence" if it is among them, then drop the hidden classes (``top_k`` is not used).
 
+``threshold="auto"`` (``--threshold auto``) compares every class with its own threshold, stored in the model
+file and carried by the result (:attr:`TagResult.thresholds`): the default rule shows the classes at or
+above their own threshold, at most ``top_k`` of them, best (highest probability) first; ``compat`` counts
+the classes at or above their own threshold and shows that many as the original rule does.
+
 ``smooth`` (optional) replaces the probabilities by a causal moving average over the current and previous
 ``smooth - 1`` steps before selection (PaddleAudio's posterior smoothing, SPEC §8.2); the saved matrix
 stays raw. Consecutive steps that show the same set of tags merge into one cue unless ``per_second``.
@@ -26,6 +31,9 @@ from ..errors import ParameterError
 from ..labels import LabelSet, load_labels
 from ..params import DEFAULT_THRESHOLD, DEFAULT_TOP_K, MUSIC_MID, SILENCE_MID, SPEECH_MID
 from .result import TagResult
+
+AUTO = "auto"
+"""``--threshold auto``: each class's own threshold (stored in the model, carried by the result)."""
 
 COMPAT_MIN, COMPAT_MAX = 3, 5
 """Fewest and most tags per second of the original rule."""
@@ -56,8 +64,9 @@ class DisplayOptions:
 
     Attributes
     ----------
-    threshold : float
-        Minimum probability shown, in [0, 1].
+    threshold : float or "auto"
+        Minimum probability shown, in [0, 1]; ``"auto"``: each class's own threshold (the result must
+        carry per-class thresholds, see :attr:`TagResult.thresholds`).
     top_k : int
         Most tags per step (default rule), >= 1.
     show_music_speech : bool
@@ -72,7 +81,7 @@ class DisplayOptions:
         One cue per step (the original SRT layout) instead of merging identical neighbours.
     """
 
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float | str = DEFAULT_THRESHOLD
     top_k: int = DEFAULT_TOP_K
     show_music_speech: bool = False
     exclude: tuple[str, ...] = ()
@@ -81,15 +90,22 @@ class DisplayOptions:
     per_second: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.threshold, bool) or not 0.0 <= float(self.threshold) <= 1.0:
-            raise ParameterError(f"--threshold: must be between 0 and 1, got {self.threshold!r}")
+        auto = isinstance(self.threshold, str) and self.threshold.strip().lower() == AUTO
+        if not auto:
+            try:
+                value = float(self.threshold)
+            except (TypeError, ValueError):
+                raise ParameterError(f"--threshold: must be a number between 0 and 1 or {AUTO}, got "
+                                     f"{self.threshold!r}") from None
+            if isinstance(self.threshold, bool) or not 0.0 <= value <= 1.0:
+                raise ParameterError(f"--threshold: must be between 0 and 1, got {self.threshold!r}")
         if isinstance(self.top_k, bool) or int(self.top_k) != self.top_k or self.top_k < 1:
             raise ParameterError(f"--top-k: must be an integer >= 1, got {self.top_k!r}")
         if isinstance(self.smooth, bool) or int(self.smooth) != self.smooth or self.smooth < 0:
             raise ParameterError(f"--smooth: must be an integer >= 0, got {self.smooth!r}")
         exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
         object.__setattr__(self, "exclude", tuple(str(e) for e in exclude))
-        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "threshold", AUTO if auto else float(self.threshold))
         object.__setattr__(self, "top_k", int(self.top_k))
         object.__setattr__(self, "smooth", int(self.smooth))
         for name in ("show_music_speech", "compat", "per_second"):
@@ -121,9 +137,45 @@ class DisplayOptions:
         return cls(**known)
 
     @property
+    def auto(self) -> bool:
+        """True for ``--threshold auto`` (each class's own threshold)."""
+        return self.threshold == AUTO
+
+    def limits(self, thresholds: np.ndarray | None, source: str = "--threshold auto"):
+        """What probabilities are compared with: the threshold, or the per-class thresholds for auto.
+
+        Parameters
+        ----------
+        thresholds : numpy.ndarray, shape (C,), optional
+            The result's per-class thresholds.
+        source : str
+            Named in the error (the file or model).
+
+        Returns
+        -------
+        float or numpy.ndarray, float32, shape (C,)
+
+        Raises
+        ------
+        ParameterError
+            ``auto`` without per-class thresholds.
+        """
+        if not self.auto:
+            return self.threshold
+        if thresholds is None:
+            raise ParameterError(no_thresholds_message(source))
+        return np.asarray(thresholds, dtype=np.float32)
+
+    @property
     def separator(self) -> str:
         """Text between the tags of one cue."""
         return COMPAT_SEPARATOR if self.compat else SEPARATOR
+
+
+def no_thresholds_message(source) -> str:
+    """The one line for ``--threshold auto`` on a model or file that stores no per-class thresholds."""
+    return (f"{source}: no per-class thresholds (--threshold auto needs a model that stores them; give a "
+            "number)")
 
 
 def _label_set(mids: Sequence[str] | None, names: Sequence[str] | None) -> LabelSet:
@@ -187,7 +239,7 @@ def smooth_probs(probs: np.ndarray, size: int) -> np.ndarray:
 
 
 def select_classes(probs: np.ndarray, options: DisplayOptions, mids: Sequence[str] | None = None,
-                   names: Sequence[str] | None = None) -> np.ndarray:
+                   names: Sequence[str] | None = None, thresholds: np.ndarray | None = None) -> np.ndarray:
     """Tags of every step.
 
     Parameters
@@ -198,18 +250,26 @@ def select_classes(probs: np.ndarray, options: DisplayOptions, mids: Sequence[st
         Threshold, top-k, hidden classes, rule.
     mids, names : sequence of str, optional
         The columns' classes (default: the 527 AudioSet classes).
+    thresholds : numpy.ndarray, float32, shape (C,), optional
+        Per-class thresholds, used (and needed) when ``options.threshold`` is ``"auto"``.
 
     Returns
     -------
     numpy.ndarray, int64, shape (n, k)
         Class indices shown at each step, best first, padded with -1.
+
+    Raises
+    ------
+    ParameterError
+        ``auto`` without ``thresholds``.
     """
     probs = np.asarray(probs, dtype=np.float32)
     n, num = probs.shape
     hidden = hidden_classes(options, mids, names)
+    limit = options.limits(thresholds)
     if options.compat:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :COMPAT_MAX]
-        shown = compat_count((probs >= options.threshold).sum(axis=1))
+        shown = compat_count((probs >= limit).sum(axis=1))
         keep = np.arange(order.shape[1])[None, :] < shown[:, None]
         chosen = np.where(keep, order, -1)
         mids_list = list(load_labels().mids if mids is None else mids)
@@ -221,10 +281,12 @@ def select_classes(probs: np.ndarray, options: DisplayOptions, mids: Sequence[st
     else:
         visible = probs.copy()
         visible[:, hidden] = -np.inf
+        if options.auto:               # below its own threshold: out before the cap, like a hidden class
+            visible[probs < limit] = -np.inf
         k = min(options.top_k, num)
         order = np.argsort(-visible, axis=1, kind="stable")[:, :k]
         values = np.take_along_axis(visible, order, axis=1)
-        chosen = np.where(values >= options.threshold, order, -1)
+        chosen = np.where(np.isfinite(values) if options.auto else values >= options.threshold, order, -1)
     # move the -1 gaps to the end, keeping the order of the rest
     pos = np.argsort(chosen < 0, axis=1, kind="stable")
     return np.take_along_axis(chosen, pos, axis=1).astype(np.int64).reshape(n, -1)
@@ -273,8 +335,10 @@ class Selection:
     chosen: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        self.options.limits(self.result.thresholds, self.result.source)     # auto needs thresholds
         self.probs = smooth_probs(self.result.probs, self.options.smooth)
-        self.chosen = select_classes(self.probs, self.options, self.result.mids, self.result.names)
+        self.chosen = select_classes(self.probs, self.options, self.result.mids, self.result.names,
+                                     self.result.thresholds)
 
     def names(self, classes: Iterable[int]) -> list[str]:
         """Display names of class indices."""
@@ -355,7 +419,8 @@ class Selection:
         """Whole-file top classes: mean probability over steps, hidden classes removed.
 
         Default rule: the ``top_k`` best means. ``compat``: the original count rule applied to the means
-        (without the Silence override).
+        (without the Silence override; with ``auto`` it counts the means at or above their class's own
+        threshold).
 
         Returns
         -------
@@ -369,7 +434,7 @@ class Selection:
         visible = mean.copy()
         visible[hidden_classes(self.options, self.result.mids, self.result.names)] = -np.inf
         if self.options.compat:
-            shown = int(compat_count((mean >= self.options.threshold).sum()))
+            shown = int(compat_count((mean >= self.options.limits(self.result.thresholds)).sum()))
             top = [int(c) for c in np.argsort(-mean, kind="stable")[:shown]
                    if np.isfinite(visible[c])]
         else:

@@ -76,7 +76,8 @@ class VggishStream:
         times, probs = rows_array(rows, NUM_CLASSES)
         return context_result(self._tagger.model_name, probs, times, left=self.left, right=self.right,
                               source=source, hop=1.0,
-                              duration=self.duration if duration is None else duration)
+                              duration=self.duration if duration is None else duration,
+                              classifier=self._tagger.classifier)
 
 
 class PannsStream:

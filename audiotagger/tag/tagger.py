@@ -152,11 +152,29 @@ def embedding_result(classifier, embedding: np.ndarray, *, left: int = DEFAULT_L
                                desc=Path(source).name)
     return context_result(str(classifier.name), probs, np.arange(n) * hop if times is None else times,
                           left=left, right=right, source=source, hop=hop,
-                          duration=float(n * hop if duration is None else duration))
+                          duration=float(n * hop if duration is None else duration), classifier=classifier)
+
+
+def threshold_fields(classifier) -> tuple[np.ndarray | None, dict]:
+    """A classifier's per-class thresholds and the settings entry that describes them.
+
+    Returns
+    -------
+    thresholds : numpy.ndarray, float32, shape (C,), or None
+        For :attr:`TagResult.thresholds`.
+    meta : dict
+        ``{"thresholds": <how they were chosen>}`` (the model's ``meta["thresholds"]``, ``{}`` if it does
+        not say) when there are thresholds, else ``{}``.
+    """
+    thresholds = getattr(classifier, "thresholds", None)
+    if thresholds is None:
+        return None, {}
+    return thresholds, {"thresholds": dict(getattr(classifier, "threshold_info", None) or {})}
 
 
 def context_result(model_name: str, probs: np.ndarray, times: np.ndarray, *, left: int, right: int,
-                   source: str, hop: float, duration: float, backend: str = "vggish") -> TagResult:
+                   source: str, hop: float, duration: float, backend: str = "vggish",
+                   classifier=None) -> TagResult:
     """The :class:`TagResult` of a context-window classifier (``tag`` and ``listen`` build it alike).
 
     Parameters
@@ -175,16 +193,22 @@ def context_result(model_name: str, probs: np.ndarray, times: np.ndarray, *, lef
         Seconds between steps; length of the audio.
     backend : str
         Backend name recorded in the settings.
+    classifier : optional
+        The classifier: its per-class thresholds (if any) travel with the result
+        (:func:`threshold_fields`).
 
     Returns
     -------
     TagResult
     """
-    meta = {"model": model_name, "backend": backend, "left": left, "right": right, "version": __version__}
+    thresholds, described = threshold_fields(classifier)
+    meta = {"model": model_name, "backend": backend, "left": left, "right": right, "version": __version__,
+            **described}
     if source and Path(source).exists():
         meta["path"] = str(Path(source).resolve())
     return TagResult(source=source, times=times, probs=probs, hop=hop,
-                     window=float(min(left + right + 1, CLIP_SECONDS)) * hop, duration=duration, meta=meta)
+                     window=float(min(left + right + 1, CLIP_SECONDS)) * hop, duration=duration, meta=meta,
+                     thresholds=thresholds)
 
 
 class Tagger:
@@ -234,6 +258,11 @@ class Tagger:
                                        offline=offline, engine=self.engine, precision=self.precision,
                                        resampler=resampler)
         self.model_name = str(self.classifier.name)
+
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """The classifier's per-class thresholds, float32 (527,), or None (``--threshold auto``)."""
+        return self.classifier.thresholds
 
     def _result(self, source: str, emb, left: int, right: int, progress: bool) -> TagResult:
         if np.asarray(emb.embedding).shape[0] == 0:
@@ -389,6 +418,8 @@ class PannsBackend:
     """
 
     backend = "panns"
+    thresholds = None
+    """PANNs models store no per-class thresholds."""
 
     def __init__(self, model: str | os.PathLike = "panns-cnn14", *,
                  checkpoint: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
@@ -490,6 +521,8 @@ class YamnetBackend:
     """
 
     backend = "yamnet"
+    thresholds = None
+    """YAMNet stores no per-class thresholds."""
 
     def __init__(self, model: str | os.PathLike = "yamnet", *, checkpoint: str | os.PathLike | None = None,
                  model_dir: str | os.PathLike | None = None, offline: bool | None = None,
@@ -632,6 +665,11 @@ class CustomBackend:
         self.labels = tuple(str(x) for x in labels)
         self.model_name = str(self.classifier.name)
 
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """Per-class thresholds stored in the model file, float32 (classes,), or None."""
+        return self.classifier.thresholds
+
     def tag(self, path: str | os.PathLike, *, left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT,
             progress: bool = False, compat_truncate: bool = False, **_other_backend: Any) -> TagResult:
         """Tag one file: one step per backbone row (its ``hop``), ``left``/``right`` rows of context.
@@ -657,15 +695,16 @@ class CustomBackend:
         hop = self.backbone.hop
         probs = classify_embedding(self.classifier, rows, left, right, batch_size=self.batch_size,
                                    progress=progress, desc=Path(source).name)
+        thresholds, described = threshold_fields(self.classifier)
         meta = {"model": self.model_name, "backend": self.backend, "backbone": self.backbone.name,
-                "left": left, "right": right, "version": __version__}
+                "left": left, "right": right, "version": __version__, **described}
         if Path(source).exists():
             meta["path"] = str(Path(source).resolve())
         n = len(rows)
         return TagResult(source=source, times=np.arange(n) * hop, probs=probs, hop=hop,
                          window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
                          duration=float(n * hop if duration is None else duration), meta=meta,
-                         mids=self.labels, names=self.labels)
+                         mids=self.labels, names=self.labels, thresholds=thresholds)
 
     def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
                  ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
@@ -682,6 +721,47 @@ def is_custom(model: str | os.PathLike | None) -> bool:
     from ..classifier.store import is_custom_model
 
     return model is not None and is_custom_model(model)
+
+
+def model_thresholds(model: str | os.PathLike | None) -> np.ndarray | None:
+    """The per-class thresholds ``--model`` stores, read without loading it (for ``--threshold auto``).
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (C,), or None
+        None for PANNs and YAMNet models and for classifier files without thresholds.
+
+    Raises
+    ------
+    ModelError
+        A classifier file that is missing, unreadable, or stores malformed thresholds.
+    """
+    if backend_name(model) in ("panns", "yamnet"):
+        return None
+    from ..classifier.classifier import default_model_path
+    from ..classifier.store import read_thresholds
+    from ..errors import ModelError
+
+    path = default_model_path() if model is None or str(model) == "default" else Path(model)
+    if not path.is_file():
+        raise ModelError(f"{path}: classifier file not found")
+    return read_thresholds(path)
+
+
+def model_title(model: str | os.PathLike | None) -> str:
+    """How messages name ``--model``: ``default model`` or the name/path given."""
+    return "default model" if model is None or str(model) == "default" else str(model)
+
+
+def check_auto(options: DisplayOptions, thresholds: np.ndarray | None, source: str | os.PathLike) -> None:
+    """Usage error if ``options`` ask for ``--threshold auto`` and ``source`` has no per-class thresholds.
+
+    Raises
+    ------
+    ParameterError
+        ``audiotagger: error: <source>: no per-class thresholds (...)`` (exit 2 from the CLI).
+    """
+    options.limits(thresholds, str(source))
 
 
 def model_labels(model: str | os.PathLike | None):
@@ -824,7 +904,7 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
              formats: str | Iterable[str] | None = None, model: str | os.PathLike | None = None,
              checkpoint: str | os.PathLike | None = None, pca_params: str | os.PathLike | None = None,
              model_dir: str | os.PathLike | None = None, offline: bool | None = None,
-             left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, threshold: float | None = None,
+             left: int = DEFAULT_LEFT, right: int = DEFAULT_RIGHT, threshold: float | str | None = None,
              top_k: int | None = None, show_music_speech: bool | None = None,
              exclude: Iterable[str] | None = None,
              compat: bool | None = None, smooth: int | None = None, per_second: bool | None = None,
@@ -858,7 +938,9 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
         is the row length (default 1.0; 0.48 keeps the native patches).
     threshold, top_k, show_music_speech, exclude, compat, smooth, per_second
         Display options (:class:`~audiotagger.tag.select.DisplayOptions`); None takes the value stored in
-        the ``.npz`` with ``from_probs``, else the default.
+        the ``.npz`` with ``from_probs``, else the default. ``threshold="auto"`` compares each class with
+        its own threshold stored in the model (a :class:`~audiotagger.errors.ParameterError` for a
+        model or ``.npz`` without them).
     burn : bool
         ``mp4``: draw the tags on the frames (re-encodes the video).
     embed_media : bool
@@ -890,15 +972,20 @@ def tag_file(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = 
     if from_probs:
         result, stored = load_result(path)
         options = resolve_display(display, stored, result_labels(result))
+        check_auto(options, result.thresholds, path)
         source = media_source(result)
     else:
         check_context(left, right)
+        if tagger is None and threshold is not None:
+            check_auto(resolve_display({"threshold": threshold}, check=False), model_thresholds(model),
+                       model_title(model))             # before loading anything
         tagger = tagger or load_tagger(model, checkpoint=checkpoint, pca_params=pca_params,
                                        model_dir=model_dir, offline=offline, batch_size=batch_size,
                                        engine=engine, precision=precision, resampler=resampler)
         backend = getattr(tagger, "backend", "vggish")
         labels = LabelSet(tagger.labels, tagger.labels) if isinstance(tagger, CustomBackend) else None
         options = resolve_display(backend_display(display, backend), labels=labels)
+        check_auto(options, getattr(tagger, "thresholds", None), getattr(tagger, "model_name", model))
         check_backend_options(backend, compat_truncate=compat_truncate, sample_duration=sample_duration,
                               hop_duration=hop_duration)
         result = tagger.tag(path, left=left, right=right, sample_duration=sample_duration,

@@ -9,7 +9,11 @@ must give the same decisions as the float32 matrix:
 * the rest are uint16 (:data:`~.params.QUANT_LEVELS`), nudged by one level where rounding would move a value
   across a slider threshold, so every ``p >= T`` on the slider's grid comes out as numpy computes it;
 * values of one step that fall on the same level but differ (closer than a level) also keep their exact
-  float32 value, which the page uses to order them, so top-k cuts never differ.
+  float32 value, which the page uses to order them, so top-k cuts never differ;
+* with per-class thresholds (``--threshold auto``) every value at or above its class's threshold is
+  stored, and a value whose level would compare with its class's threshold level otherwise than the
+  float32 value compares with the threshold keeps its exact value too, so the page's ``auto`` choice
+  decides exactly as numpy does.
 
 Everything is packed into one deflated byte string (the page inflates it with the browser's own
 ``DecompressionStream``).
@@ -76,7 +80,14 @@ def quantise(probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.clip(q, low, qt[j] - 1).clip(1, QUANT_LEVELS + 1).astype(np.uint16)
 
 
-def pack_probs(probs: np.ndarray, run_threshold: float) -> dict[str, Any]:
+def q_thresholds(thresholds: np.ndarray) -> np.ndarray:
+    """:func:`q_threshold` of many float32 thresholds at once, int64 (the page computes the same)."""
+    t = np.asarray(thresholds, dtype=np.float32).astype(np.float64)
+    return (np.ceil(t * QUANT_LEVELS) + 1).astype(np.int64)
+
+
+def pack_probs(probs: np.ndarray, run_threshold: float, thresholds: np.ndarray | None = None
+               ) -> dict[str, Any]:
     """Choose the stored classes and encode their probabilities.
 
     Parameters
@@ -85,18 +96,26 @@ def pack_probs(probs: np.ndarray, run_threshold: float) -> dict[str, Any]:
         The selection's (smoothed) probabilities.
     run_threshold : float
         The threshold of the run (the slider's floor is at most this).
+    thresholds : numpy.ndarray, float32, shape (C,), optional
+        Per-class thresholds (the page's ``auto`` choice): values at or above their class's threshold are
+        always stored, and exactly where their level would decide otherwise.
 
     Returns
     -------
     dict
         ``classes`` int64 (m,) stored class indices (ascending), ``q`` uint16 (n, m) levels (0 = not
         stored), ``tie_rows``, ``tie_cols`` int32 (e,) and ``tie_values`` float32 (e,): the exact values
-        of entries that share a level with a different value of their step; ``floor`` float.
+        of entries that share a level with a different value of their step (and, with ``thresholds``, of
+        entries whose level compares with their class's threshold level otherwise than the value with the
+        threshold); ``floor`` float.
     """
     p = np.asarray(probs, dtype=np.float32)
     n, num = p.shape
     floor = floor_of(run_threshold)
     keep = p >= np.float32(floor)
+    if thresholds is not None:
+        thresholds = np.asarray(thresholds, dtype=np.float32)
+        keep |= p >= thresholds[None, :]               # everything auto can show
     if n and num:
         k = min(COMPAT_KEEP, num)
         kth = -np.partition(-p, k - 1, axis=1)[:, k - 1]
@@ -114,6 +133,9 @@ def pack_probs(probs: np.ndarray, run_threshold: float) -> dict[str, Any]:
     np.minimum.at(lo, inv, vals)
     np.maximum.at(hi, inv, vals)
     mixed = (lo != hi)[inv]
+    if thresholds is not None:                           # levels that would misjudge a class's own threshold
+        t = thresholds[classes]
+        mixed |= (q[rows, cols] >= q_thresholds(t)[cols]) != (vals >= t[cols])
     return {"classes": classes.astype(np.int64), "q": q, "tie_rows": rows[mixed].astype(np.int32),
             "tie_cols": cols[mixed].astype(np.int32), "tie_values": vals[mixed].astype(np.float32),
             "floor": floor}

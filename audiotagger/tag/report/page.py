@@ -21,7 +21,7 @@ import numpy as np
 
 from ...errors import AudioTaggerWarning
 from ...fileio import atomic_write_text
-from ...params import SILENCE_MID
+from ...params import DEFAULT_THRESHOLD, SILENCE_MID
 from ..select import PER_SECOND_START_OFFSET, Selection, hidden_classes
 from .encode import pack_blob, pack_probs
 from .media import embedded_audio, media_kind, media_link
@@ -130,21 +130,27 @@ def page_data(sel: Selection, page: Path, *, media: str | os.PathLike | None = N
         JSON-serialisable: names, settings, display options, media, links, and the ``layout`` of the blob.
     data : str
         Base64 of the deflated arrays: ``times`` float64 (n,), ``means`` float64 (C,), ``q`` uint16
-        (m * n, class-major), ``tie_rows``/``tie_cols`` int32 (e,), ``tie_values`` float32 (e,).
+        (m * n, class-major), ``tie_rows``/``tie_cols`` int32 (e,), ``tie_values`` float32 (e,), and
+        ``thresholds`` float32 (C,) when the result has per-class thresholds (the page then offers
+        ``auto``, selected when the run used it).
     audio : str
         Base64 of the embedded audio track, or ``""``.
     """
     res, opts = sel.result, sel.options
-    packed = pack_probs(sel.probs, opts.threshold)
+    slider = DEFAULT_THRESHOLD if opts.auto else opts.threshold      # where the slider starts
+    packed = pack_probs(sel.probs, slider, res.thresholds)
     n, m = res.num_steps, len(packed["classes"])
     means = (sel.probs.mean(axis=0, dtype=np.float64) if n else np.zeros(sel.probs.shape[1]))
-    blob, layout = pack_blob([
+    arrays = [
         ("times", res.times.astype(np.float64)),
         ("means", means.astype(np.float64)),
         ("q", packed["q"].T.reshape(-1)),                     # class-major: one class's steps are contiguous
         ("tie_rows", packed["tie_rows"]), ("tie_cols", packed["tie_cols"]),
         ("tie_values", packed["tie_values"]),
-    ])
+    ]
+    if res.thresholds is not None:         # the "auto (per-class)" choice: exact float32, C values (2 kB)
+        arrays.append(("thresholds", res.thresholds.astype(np.float32)))
+    blob, layout = pack_blob(arrays)
     media_path = Path(media if media is not None else res.source)
     media_info: dict[str, Any] = {"name": media_path.name, "kind": media_kind(media_path), "href": None,
                                   "embedded": False, "found": media_path.is_file()}
@@ -174,7 +180,8 @@ def page_data(sel: Selection, page: Path, *, media: str | os.PathLike | None = N
         "silence": res.mids.index(SILENCE_MID) if SILENCE_MID in res.mids else -2,   # as select_classes
         "names": list(res.names), "mids": list(res.mids),
         "classes": packed["classes"].tolist(),
-        "floor": packed["floor"], "step": THRESHOLD_STEP, "levels": QUANT_LEVELS,
+        "floor": packed["floor"], "step": THRESHOLD_STEP, "levels": QUANT_LEVELS, "slider": slider,
+        "auto": res.thresholds is not None,
         "max_top_k": max(MAX_TOP_K, opts.top_k), "heatmap_rows": HEATMAP_ROWS,
         "media": media_info,
         "outputs": [{"format": f, "href": media_link(p, page)} for f, p in siblings.items()],

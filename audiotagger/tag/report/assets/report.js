@@ -16,8 +16,10 @@
   var end = meta.end;
 
   var D = {}, Q = null, peak = null, ties = new Map(), times = null, ends = null;
+  var thr = null, qa = null;      // per-class thresholds (float32, C) and their levels per stored column
   var state = {
-    threshold: meta.options.threshold, topK: meta.options.top_k, showMS: meta.options.show_music_speech,
+    auto: meta.options.threshold === "auto", threshold: meta.slider,
+    topK: meta.options.top_k, showMS: meta.options.show_music_speech,
     compat: meta.options.compat, perSecond: meta.options.per_second, exclude: meta.options.exclude.slice(),
     search: "", rows: meta.heatmap_rows, v0: 0, v1: end, time: 0
   };
@@ -61,6 +63,11 @@
       peak[j] = pk;
     }
     for (var k = 0; k < D.tie_rows.length; k++) ties.set(D.tie_rows[k] * m + D.tie_cols[k], D.tie_values[k]);
+    if (D.thresholds) {
+      thr = D.thresholds;
+      qa = new Int32Array(m);
+      for (j = 0; j < m; j++) qa[j] = qThreshold(thr[classes[j]]);
+    }
   }
 
   function prob(i, j) {   // stored probability of candidate column j at step i
@@ -72,6 +79,13 @@
 
   // ---------------------------------------------------------------- selection (port of tag/select.py)
   function qThreshold(t) { return Math.ceil(Math.fround(t) * L) + 1; }
+
+  function aboveOwn(i, j) {       // --threshold auto: stored column j at step i reaches its class's threshold
+    var q = Q[j * n + i];
+    if (!q) return false;
+    var t = ties.get(i * m + j);  // exact where the level alone would decide otherwise (encode.py)
+    return t === undefined ? q >= qa[j] : t >= thr[classes[j]];
+  }
 
   function hiddenSet() {
     var h = new Set(state.exclude);
@@ -91,28 +105,30 @@
     return cols;
   }
 
-  function buckets(minQ, skip) {  // per step, the columns with level >= minQ (ascending), class by class
-    var start = new Int32Array(n + 1), j, base, i;
+  function buckets(minQ, skip, own) {  // per step, the columns with level >= minQ (ascending), class by
+    var start = new Int32Array(n + 1), j, base, i;  // class; own: those at or above their own threshold
     for (j = 0; j < m; j++) {
       if (skip && skip.has(classes[j])) continue;
-      for (base = j * n, i = 0; i < n; i++) if (Q[base + i] >= minQ) start[i + 1]++;
+      if (own) { for (i = 0; i < n; i++) if (aboveOwn(i, j)) start[i + 1]++; }
+      else for (base = j * n, i = 0; i < n; i++) if (Q[base + i] >= minQ) start[i + 1]++;
     }
     for (i = 0; i < n; i++) start[i + 1] += start[i];
     var fill = start.slice(0, n), cols = new Int32Array(start[n]);
     for (j = 0; j < m; j++) {
       if (skip && skip.has(classes[j])) continue;
-      for (base = j * n, i = 0; i < n; i++) if (Q[base + i] >= minQ) cols[fill[i]++] = j;
+      if (own) { for (i = 0; i < n; i++) if (aboveOwn(i, j)) cols[fill[i]++] = j; }
+      else for (base = j * n, i = 0; i < n; i++) if (Q[base + i] >= minQ) cols[fill[i]++] = j;
     }
     return { start: start, cols: cols };
   }
 
   function selectClasses() {      // select_classes: chosen class indices per step, best first, -1 padded
-    var hidden = hiddenSet(), qt = qThreshold(state.threshold);
+    var hidden = hiddenSet(), qt = qThreshold(state.threshold), own = autoOn();
     var K = state.compat ? COMPAT_MAX : Math.min(state.topK, C);
     var chosen = new Int32Array(n * K).fill(-1);
-    // default rule: the visible classes at or above the threshold; compat: every stored class (its best
-    // five are always stored) and how many reach the threshold
-    var b = state.compat ? buckets(1, null) : buckets(qt, hidden);
+    // default rule: the visible classes at or above the threshold (auto: their own); compat: every stored
+    // class (its best five are always stored) and how many reach the threshold (auto: their own)
+    var b = state.compat ? buckets(1, null) : buckets(qt, hidden, own);
     for (var i = 0; i < n; i++) {
       var out = i * K, k = 0, cols = Array.prototype.slice.call(b.cols, b.start[i], b.start[i + 1]);
       stepOrder(i, cols);
@@ -120,7 +136,7 @@
         for (k = 0; k < cols.length && k < K; k++) chosen[out + k] = classes[cols[k]];
       } else {
         var above = 0;
-        for (k = 0; k < cols.length; k++) if (Q[cols[k] * n + i] >= qt) above++;
+        for (k = 0; k < cols.length; k++) if (own ? aboveOwn(i, cols[k]) : Q[cols[k] * n + i] >= qt) above++;
         var shown = Math.min(Math.max(above - 1, COMPAT_MIN), COMPAT_MAX), pick = [];
         for (k = 0; k < shown && k < cols.length; k++) pick.push(classes[cols[k]]);
         if (pick.indexOf(meta.silence) >= 0) pick = [meta.silence];
@@ -130,6 +146,8 @@
     }
     sel.chosen = chosen; sel.K = K;
   }
+
+  function autoOn() { return state.auto && thr !== null; }
 
   function f32mean(i0, i1, j) {
     var s = 0;
@@ -171,7 +189,8 @@
     order.sort(function (a, b) { return (mean[b] - mean[a]) || (a - b); });
     if (state.compat) {
       var above = 0;
-      for (c = 0; c < C; c++) if (mean[c] >= state.threshold) above++;
+      var own = autoOn();
+      for (c = 0; c < C; c++) if (mean[c] >= (own ? thr[c] : state.threshold)) above++;
       var shown = Math.min(Math.max(above - 1, COMPAT_MIN), COMPAT_MAX);
       top = order.slice(0, shown).filter(function (x) { return !hidden.has(x); });
     } else {
@@ -410,6 +429,12 @@
       (o.compat ? ", --compat" : "") + (o.smooth > 1 ? ", smoothed over " + o.smooth + " steps (stored smoothed)" : "") +
       (o.per_second ? ", --per-second" : "")));
     t.appendChild(tr);
+    if (meta.auto) {
+      tr = el("tr");
+      tr.appendChild(el("td", null, "per-class thresholds"));
+      tr.appendChild(el("td", null, C + " stored with the model (the auto choice)"));
+      t.appendChild(tr);
+    }
     tr = el("tr");
     tr.appendChild(el("td", null, "stored"));
     tr.appendChild(el("td", null, m + " of " + C + " classes (those reaching " + meta.floor + "), probabilities in " +
@@ -596,7 +621,7 @@
       computeSummary(); excludedChips();
     }
     chooseHeatRows(); chooseLanes(); drawSummary(); t.push(performance.now());
-    $("threshold-out").textContent = state.threshold.toFixed(state.threshold * 100 % 1 ? 3 : 2);
+    $("threshold-out").textContent = autoOn() ? "auto" : state.threshold.toFixed(state.threshold * 100 % 1 ? 3 : 2);
     drawHeat(); t.push(performance.now());
     drawLanes(); updateHeads(); t.push(performance.now());
     R.lastRefresh = t.slice(1).map(function (x, i) { return Math.round(x - t[i]); });
@@ -606,6 +631,10 @@
     var th = $("threshold"), tk = $("topk");
     th.min = 0; th.max = 1; th.step = meta.step; th.value = state.threshold;
     th.addEventListener("input", function () { state.threshold = Math.max(meta.floor, Number(th.value)); refresh(true); });
+    var au = $("auto");
+    $("auto-box").hidden = !meta.auto;
+    au.checked = autoOn(); th.disabled = autoOn();
+    au.addEventListener("change", function () { state.auto = au.checked; th.disabled = au.checked; refresh(true); });
     tk.max = meta.max_top_k; tk.value = state.topK;
     tk.addEventListener("input", function () {
       var k = Math.round(Number(tk.value));
