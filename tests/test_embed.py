@@ -118,8 +118,9 @@ def test_examples_run_in_full_batches_and_failures_isolated(embedder, wavs):
         results = list(small.iter_embed([wavs / f"{n}.wav" for n in names], save_logmel=True))
     assert [p.stem for p, _ in results] == names
     # full batches within a file; its last partial batch runs when it ends (3, 5 = 4 + 1, 1, 2 examples);
-    # a batch of one example runs doubled (VGGishRunner: a lone example must give what a batch gives)
-    assert sizes == [3, 4, 2, 2, 2]
+    # the runners themselves run a batch of one doubled (a lone example must give what a batch gives), so
+    # the embedder hands them the single example as it is
+    assert sizes == [3, 4, 1, 1, 2]
     for (path, result), name in zip(results, names, strict=True):
         if name in ("broken", "missing"):
             assert isinstance(result, AudioError) and str(result).startswith(str(path))
