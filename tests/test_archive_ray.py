@@ -153,7 +153,12 @@ def test_panns_ray_equals_plain(cluster, models, media, tmp_path):
               "--batch-size", "8", "-q"]
     assert main(["tag", *files, "-o", str(tmp_path / "plain"), *common]) == 0
     assert main(["tag", *files, "-o", str(tmp_path / "ray"), *common, "--ray", "--workers", "2"]) == 0
-    assert_same_outputs(tmp_path / "plain", tmp_path / "ray", ["clip0", "clip1"], ("txt", "json"))
+    # the scores agree to float32 noise only: ONNX Runtime's sums depend on the batch (a Ray task holds one
+    # file, the plain run streams both), and this seeded network saturates many scores at 0.99999..., whose
+    # top-k order is then decided by that noise; so compare the scores, not the ranked text
+    assert_same_outputs(tmp_path / "plain", tmp_path / "ray", ["clip0", "clip1"], ())
+    for stem in ("clip0", "clip1"):
+        assert (tmp_path / "ray" / f"{stem}.txt").is_file() and (tmp_path / "ray" / f"{stem}.json").is_file()
     assert {r["status"] for r in manifest(tmp_path / "ray").values()} == {"done"}
 
 
