@@ -183,10 +183,7 @@ def run(args: argparse.Namespace) -> int:
     check_context(args.left, args.right)
     check_backend_options(backend, compat_truncate=args.compat_truncate,
                           sample_duration=args.sample_duration, hop_duration=args.hop_duration)
-    display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
-               "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
-               "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
-               "per_second": args.per_second}
+    display = _display(args)
     if not from_probs:
         display = backend_display(display, backend)
     # usage errors (e.g. an unknown --exclude class) before any work; a custom model has its own classes,
@@ -264,14 +261,18 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _display(args: argparse.Namespace) -> dict:
+    """The display flags as :func:`audiotagger.tag.tagger.resolve_display` takes them."""
+    return {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
+            "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
+            "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
+            "per_second": args.per_second}
+
+
 def _archive_spec(args: argparse.Namespace, formats) -> dict:
     """The ``--ray`` job of these arguments (model paths absolute: workers may run anywhere)."""
-    display = {"threshold": args.threshold, "top_k": args.top_k, "show_music_speech": args.show_music_speech,
-               "exclude": None if args.exclude is None else tuple(args.exclude), "compat": args.compat,
-               "smooth": smooth_steps(args.smooth, args.smooth_size, pp.DEFAULT_SMOOTH_SIZE),
-               "per_second": args.per_second}
     return {"command": "tag", "model": absolute(args.model), "formats": list(formats), "burn": args.burn,
-            "display": display,
+            "display": _display(args),
             "backend": {"checkpoint": absolute(args.checkpoint), "pca_params": absolute(args.pca_params),
                         "model_dir": absolute(args.model_dir),
                         "offline": args.offline, "batch_size": args.batch_size, "engine": args.engine,
