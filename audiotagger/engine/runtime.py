@@ -213,3 +213,34 @@ class PannsOnnxNetwork:
     def __call__(self, logmel: np.ndarray) -> dict[str, np.ndarray]:
         """Score log-mel windows ``(n, frames, 64)``."""
         return self.net.run(np.asarray(logmel, dtype=np.float32))
+
+
+class YamnetOnnxNetwork:
+    """YAMNet on ONNX Runtime: ``net(patches)`` → dict ``scores`` (n, 521), ``embeddings`` (n, 1024).
+
+    The callable that :class:`audiotagger.yamnet.tagging.YamnetModel` runs per batch (the compiled Keras
+    network's interface, numpy out). A single patch runs as two (itself twice), for the reason given in
+    :meth:`SplitNetwork.run`: a live stream scores one or two patches per step and must give a file's
+    numbers.
+
+    Parameters
+    ----------
+    folder : path-like
+        Cached ``yamnet.onnx`` (:func:`audiotagger.engine.models.yamnet_graphs`).
+    threads : int, optional
+        Intra-op threads.
+    """
+
+    def __init__(self, folder: str | os.PathLike, threads: int | None = None):
+        self.folder = Path(folder)
+        self.session = session(self.folder / "yamnet.onnx", threads)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, patches: np.ndarray) -> dict[str, np.ndarray]:
+        """Score log-mel patches ``(n, 96, 64)`` float32."""
+        x = np.ascontiguousarray(patches, dtype=np.float32)
+        n = len(x)
+        if n == 1:
+            x = np.concatenate([x, x])
+        outs = self.session.run(None, {"patches": x})
+        return {name: value[:n] for name, value in zip(self.output_names, outs, strict=True)}
