@@ -158,3 +158,27 @@ def test_cli_embed_yamnet_engines_agree(yamnet_home, tmp_path):
         assert a["embedding"].shape == (22, 1024)
         assert_parity(a["embedding"], b["embedding"])
         assert_parity(a["scores"], b["scores"], scale=1.0)
+
+
+def test_int8_graph(seeded_h5, tmp_path, monkeypatch, rng):
+    """``--precision int8``: calibrated on the recordings of $AUDIOTAGGER_CALIBRATION, cached, close to fp32."""
+    import soundfile as sf
+
+    from audiotagger.engine import quantize
+    from audiotagger.yamnet.tagging import YamnetModel
+
+    t = np.arange(3 * 16000) / 16000
+    x = 0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t) + 0.05 * rng.standard_normal(t.size)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    sf.write(calib / "a.wav", x.astype(np.float32), 16000)
+    monkeypatch.setenv(quantize.CALIBRATION_ENV, str(calib))
+    monkeypatch.setattr(quantize, "CALIBRATION_EXAMPLES", 5)
+    int8 = YamnetModel(seeded_h5, model_dir=tmp_path / "c", precision="int8")
+    fp32 = YamnetModel(seeded_h5, model_dir=tmp_path / "c")
+    folder = int8._call.folder
+    assert int8.precision == "int8" and folder.name.startswith("yamnet-int8-")
+    a, b = int8.embed_waveform(x, 16000), fp32.embed_waveform(x, 16000)
+    assert not np.array_equal(a.embeddings, b.embeddings)
+    assert np.corrcoef(a.embeddings.ravel(), b.embeddings.ravel())[0, 1] > 0.95
+    assert YamnetModel(seeded_h5, model_dir=tmp_path / "c", precision="int8")._call.folder == folder

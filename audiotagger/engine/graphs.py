@@ -13,7 +13,8 @@ datasets, read one at a time) and adds the network, mirroring its Keras definiti
   like VGGish at :data:`PANNS_SPLIT` (the late, heavy blocks and ``fc1`` on a gathered batch).
 - :func:`yamnet_graph`: YAMNet (MobileNet v1) from log-mel patches ``(n, 96, 64)`` to ``scores``
   ``(n, 521)`` and ``embeddings`` ``(n, 1024)``, from the official ``yamnet.h5`` layer names; TensorFlow's
-  ``SAME`` padding written out as explicit (asymmetric) pads, batch norms as the Keras layer computes them.
+  ``SAME`` padding written out as explicit (asymmetric) pads, batch norms folded into the convolutions
+  with the constants the Keras layer computes.
 """
 
 from __future__ import annotations
@@ -263,10 +264,14 @@ def yamnet_graph(b: GraphBuilder, weights: Mapping[str, list]) -> None:
 
     Layer for layer as :func:`audiotagger.yamnet.model.build_model`: ``layer1`` a 3×3 convolution,
     ``layer2`` … ``layer14`` a depthwise 3×3 (``Conv`` with ``group`` = channels) and a pointwise 1×1
-    convolution, each followed by its batch norm (``center=True, scale=False``: ``x * rsqrt(var + eps) +
-    (beta - mean * rsqrt(var + eps))``, the constants of :func:`~.builder.batch_norm_affine`, applied
-    per channel as ``Mul`` and ``Add`` after the convolution) and ReLU; then the average over time and
-    frequency (the embedding) and the 1024 → 521 logistic classifier.
+    convolution, each followed by its batch norm and ReLU; then the average over time and frequency (the
+    embedding) and the 1024 → 521 logistic classifier. Each batch norm (``center=True, scale=False``) is
+    folded into its convolution with the float32 constants the Keras layer multiplies by
+    (:func:`~.builder.batch_norm_affine`: ``scale = rsqrt(var + eps)``, ``shift = beta - mean * scale``):
+    kernel × scale per output channel, bias = shift. That is the fusion ONNX Runtime would apply to a
+    separate ``Mul``/``Add`` anyway, and it leaves a plain ``Conv`` + ``Relu`` chain, which int8
+    quantisation needs (a per-tensor int8 step on the unscaled convolution output would lose the
+    channels that the batch norm scales up).
 
     Parameters
     ----------
@@ -278,36 +283,32 @@ def yamnet_graph(b: GraphBuilder, weights: Mapping[str, list]) -> None:
     """
     from ..yamnet import params as yp
 
-    def conv(x, name, kernel, stride, group, hw):
-        """Convolution with Keras-layout ``kernel`` (kh, kw, in, out) or depthwise (kh, kw, C, 1)."""
-        k = np.asarray(kernel, np.float32)
+    def conv_bn_relu(x, name, stride, group, hw):
+        """Convolution ``name`` with its batch norm ``name/bn`` folded in, then ReLU.
+
+        Keras kernels are (kh, kw, in, out), depthwise ones (kh, kw, C, 1).
+        """
+        k = np.asarray(weights[name][0], np.float32)
         w = k.transpose(2, 3, 0, 1) if group > 1 else k.transpose(3, 2, 0, 1)      # → OIHW, I = in / group
+        beta, mean, var = weights[f"{name}/bn"]
+        scale, shift = batch_norm_affine(np.ones_like(beta), beta, mean, var, yp.BATCHNORM_EPSILON)
+        w = w * scale[:, None, None, None]
         (h, top, bottom), (wd, left, right) = (same_pads(hw[0], k.shape[0], stride),
                                                same_pads(hw[1], k.shape[1], stride))
-        y = b.node("Conv", [x, b.weight(f"{name}/kernel", w)], name, kernel_shape=list(k.shape[:2]),
-                   strides=[stride, stride], pads=[top, left, bottom, right], group=group)
-        return y, (h, wd)
-
-    def bn_relu(x, name):
-        beta, mean, var = weights[name]
-        scale, shift = batch_norm_affine(np.ones_like(beta), beta, mean, var, yp.BATCHNORM_EPSILON)
-        y = b.node("Mul", [x, b.weight(f"{name}/scale", scale.reshape(-1, 1, 1))], name)
-        y = b.node("Add", [y, b.weight(f"{name}/shift", shift.reshape(-1, 1, 1))], name)
-        return b.node("Relu", [y], name)
+        y = b.node("Conv", [x, b.weight(f"{name}/kernel", w), b.weight(f"{name}/bias", shift)], name,
+                   kernel_shape=list(k.shape[:2]), strides=[stride, stride], pads=[top, left, bottom, right],
+                   group=group)
+        return b.node("Relu", [y], name), (h, wd)
 
     x = b.input("patches", FLOAT, ["batch", yp.PATCH_FRAMES, yp.MEL_BANDS])
     x = b.node("Unsqueeze", [x, b.const([1])], "nchw")                  # (n, 1, frames, bands)
     hw, channels = (yp.PATCH_FRAMES, yp.MEL_BANDS), 1
     for i, layer in enumerate(yp.LAYERS, start=1):
         if layer.kind == "conv":
-            x, hw = conv(x, f"layer{i}/conv", weights[f"layer{i}/conv"][0], layer.stride, 1, hw)
-            x = bn_relu(x, f"layer{i}/conv/bn")
+            x, hw = conv_bn_relu(x, f"layer{i}/conv", layer.stride, 1, hw)
         else:
-            x, hw = conv(x, f"layer{i}/depthwise_conv", weights[f"layer{i}/depthwise_conv"][0], layer.stride,
-                         channels, hw)
-            x = bn_relu(x, f"layer{i}/depthwise_conv/bn")
-            x, hw = conv(x, f"layer{i}/pointwise_conv", weights[f"layer{i}/pointwise_conv"][0], 1, 1, hw)
-            x = bn_relu(x, f"layer{i}/pointwise_conv/bn")
+            x, hw = conv_bn_relu(x, f"layer{i}/depthwise_conv", layer.stride, channels, hw)
+            x, hw = conv_bn_relu(x, f"layer{i}/pointwise_conv", 1, 1, hw)
         channels = layer.filters
     emb = b.node("ReduceMean", [x], "embedding", axes=[2, 3], keepdims=0)     # (n, 1024)
     kernel, bias = weights[yp.CLASSIFIER_LAYER]
