@@ -7,8 +7,9 @@ Measured, interleaved in rounds (best of ``--repeats`` each, because the CPU is 
 
 * ``matmul`` — numpy float32 4096² matmul rate (FLOPs = 2 n³), the reference of every fraction;
 * ``tag e2e`` — :func:`audiotagger.tag.tag_file` with the loaded YAMNet backend (decode, resample-free
-  16 kHz read, numpy log-mel, network, per-second rows, ``srt,npz`` written);
-* ``network`` — the Keras network alone on the file's 1,250 precomputed patches;
+  16 kHz read, numpy log-mel, network, per-second rows, ``srt,npz`` written), once per engine
+  (``--engines onnx,tf``: the ONNX Runtime graph and the Keras port);
+* ``network`` — the network alone on the file's 1,250 precomputed patches, once per engine;
 * ``interpreter`` — Google's TFLite model (int8 weights, its own front end) run by ``tf.lite.Interpreter``
   on the same 15,600-sample windows, one ``invoke`` per patch (its fixed input), default threads.
 
@@ -17,7 +18,7 @@ multiply-adds) per patch and a file of ``s`` seconds has ``1 + ceil((16000 s - 1
 ``limit`` = matmul FLOP/s / FLOPs per audio second, fraction = audio-s/s / limit. A one-off
 ``audiotagger tag`` subprocess (start-up and model load included) is timed too (``--no-cli`` skips it).
 
-Usage: ``python scripts/bench_yamnet.py [--seconds 600] [--repeats 2] [--no-cli]``
+Usage: ``python scripts/bench_yamnet.py [--seconds 600] [--repeats 2] [--engines onnx,tf] [--no-cli]``
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--tflite", default=str(SHARED / "models" / "yamnet" / "yamnet.tflite"))
     ap.add_argument("--no-cli", action="store_true", help="skip the one-off CLI subprocess timing")
+    ap.add_argument("--engines", default="onnx,tf", help="engines to compare (comma-separated)")
     args = ap.parse_args()
 
     import soundfile as sf
@@ -68,9 +70,11 @@ def main() -> None:
     sf.write(wav, audio, params.SAMPLE_RATE, subtype="PCM_16")
     audio = load_audio(wav)
 
-    backend = load_backend("yamnet", model_dir=home, offline=True)
-    tag_file(wav, tagger=backend, output_dir=tmp / "warm",
-             formats="srt,npz", overwrite=True)                   # trace + warm caches
+    engines = args.engines.split(",")
+    backends = {e: load_backend("yamnet", model_dir=home, offline=True, engine=e) for e in engines}
+    for backend in backends.values():
+        tag_file(wav, tagger=backend, output_dir=tmp / "warm",
+                 formats="srt,npz", overwrite=True)               # trace + warm caches
     windows = np.stack(list(iter_patch_windows([audio])))
     patches = windows_to_patches(windows)
     assert windows.shape[0] == num_patches(n)
@@ -87,14 +91,16 @@ def main() -> None:
             interp.invoke()
             interp.get_tensor(out)
 
-    def run_tag():
+    def run_tag(backend):
         return tag_file(wav, tagger=backend, output_dir=tmp / "out", formats="srt,npz", overwrite=True)
 
-    rates, t_tag, t_net, t_int = [], [], [], []
+    rates, t_int = [], []
+    t_tag, t_net = {e: [] for e in engines}, {e: [] for e in engines}
     for _ in range(args.repeats):               # interleaved: each round measures every contender
         rates.append(matmul_gflops(repeats=3))
-        t_tag.append(best_of(run_tag, 1)[0])
-        t_net.append(best_of(lambda: backend.model.score_patches(patches), 1)[0])
+        for e, backend in backends.items():
+            t_tag[e].append(best_of(lambda b=backend: run_tag(b), 1)[0])
+            t_net[e].append(best_of(lambda b=backend: b.model.score_patches(patches), 1)[0])
         t_int.append(best_of(run_interpreter, 1)[0])
     rates.append(matmul_gflops(repeats=3))
     gflops = max(rates)
@@ -114,22 +120,27 @@ def main() -> None:
         speed = args.seconds / seconds
         return (name, f"{seconds:.2f}", f"{speed:.1f}", f"{speed / limit:.2f}", what)
 
-    rows = [
-        row("tag e2e (Keras)", min(t_tag), "decode + log-mel + network + rows + srt,npz"),
-        row("network only (Keras)", min(t_net), f"{patches_n / min(t_net):.0f} patches/s, batch "
-                                                f"{backend.model.batch_size}"),
-        row("TFLite interpreter", min(t_int), f"{patches_n / min(t_int):.0f} patches/s, Google's int8 "
-                                              "model, 1 patch per invoke"),
-    ]
+    rows = []
+    for e, backend in backends.items():
+        net = min(t_net[e])
+        rows += [row(f"tag e2e ({e})", min(t_tag[e]), "decode + log-mel + network + rows + srt,npz"),
+                 row(f"network only ({e})", net,
+                     f"{patches_n / net:.0f} patches/s, batch {backend.model.batch_size}")]
+    rows.append(row("TFLite interpreter", min(t_int),
+                    f"{patches_n / min(t_int):.0f} patches/s, Google's int8 model, 1 patch per invoke"))
     if cli is not None:
-        rows.append(row("audiotagger tag (CLI)", cli, "one run: start-up, model load, decode, outputs"))
+        rows.append(row("audiotagger tag (CLI, onnx)", cli, "one run: start-up, model load, decode, outputs"))
     print(f"YAMNet, {args.seconds:.0f} s of 16 kHz audio = {patches_n} patches; "
           f"{params.patch_flops() / 1e6:.1f} MFLOP/patch; matmul {gflops:.0f} GFLOP/s "
           f"(best of {len(rates)}), "
           f"limit {limit:.0f} audio-s/s; machine shared with other jobs")
     print_table(("contender", "seconds", "audio-s/s", "of limit", "notes"), rows)
-    print(f"tag e2e / interpreter: {min(t_int) / min(t_tag):.2f}x; network / interpreter: "
-          f"{min(t_int) / min(t_net):.2f}x (same run, best of {args.repeats})")
+    for e in engines:
+        print(f"{e}: tag e2e / interpreter: {min(t_int) / min(t_tag[e]):.2f}x; network / interpreter: "
+              f"{min(t_int) / min(t_net[e]):.2f}x (same run, best of {args.repeats})")
+    if {"onnx", "tf"} <= set(engines):
+        print(f"onnx / tf: tag e2e {min(t_tag['tf']) / min(t_tag['onnx']):.2f}x, network "
+              f"{min(t_net['tf']) / min(t_net['onnx']):.2f}x faster (interleaved, same run)")
 
 
 if __name__ == "__main__":
