@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from benchutil import best_of, matmul_gflops, print_table  # noqa: E402
+from benchutil import cpu_seconds, matmul_gflops, print_table  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -99,9 +99,9 @@ def main() -> None:
     for _ in range(args.repeats):               # interleaved: each round measures every contender
         rates.append(matmul_gflops(repeats=3))
         for e, backend in backends.items():
-            t_tag[e].append(best_of(lambda b=backend: run_tag(b), 1)[0])
-            t_net[e].append(best_of(lambda b=backend: b.model.score_patches(patches), 1)[0])
-        t_int.append(best_of(run_interpreter, 1)[0])
+            t_tag[e].append(cpu_seconds(lambda b=backend: run_tag(b)))
+            t_net[e].append(cpu_seconds(lambda b=backend: b.model.score_patches(patches)))
+        t_int.append(cpu_seconds(run_interpreter))
     rates.append(matmul_gflops(repeats=3))
     gflops = max(rates)
     patches_n = windows.shape[0]
@@ -116,31 +116,41 @@ def main() -> None:
                         "--offline", "-o", str(tmp / "cli"), "-q"], env=env, check=True)
         cli = time.perf_counter() - t
 
-    def row(name, seconds, what):
+    def row(name, times, what):
+        seconds = min(w for w, _ in times) if isinstance(times, list) else times
+        cpu = f"{min(c for _, c in times):.2f}" if isinstance(times, list) else ""
         speed = args.seconds / seconds
-        return (name, f"{seconds:.2f}", f"{speed:.1f}", f"{speed / limit:.2f}", what)
+        return (name, f"{seconds:.2f}", cpu, f"{speed:.1f}", f"{speed / limit:.2f}", what)
+
+    def wall(times):
+        return min(w for w, _ in times)
+
+    def cpu(times):
+        return min(c for _, c in times)
 
     rows = []
     for e, backend in backends.items():
-        net = min(t_net[e])
-        rows += [row(f"tag e2e ({e})", min(t_tag[e]), "decode + log-mel + network + rows + srt,npz"),
-                 row(f"network only ({e})", net,
-                     f"{patches_n / net:.0f} patches/s, batch {backend.model.batch_size}")]
-    rows.append(row("TFLite interpreter", min(t_int),
-                    f"{patches_n / min(t_int):.0f} patches/s, Google's int8 model, 1 patch per invoke"))
+        rows += [row(f"tag e2e ({e})", t_tag[e], "decode + log-mel + network + rows + srt,npz"),
+                 row(f"network only ({e})", t_net[e],
+                     f"{patches_n / wall(t_net[e]):.0f} patches/s, batch {backend.model.batch_size}")]
+    rows.append(row("TFLite interpreter", t_int,
+                    f"{patches_n / wall(t_int):.0f} patches/s, Google's int8 model, 1 patch per invoke"))
     if cli is not None:
         rows.append(row("audiotagger tag (CLI, onnx)", cli, "one run: start-up, model load, decode, outputs"))
     print(f"YAMNet, {args.seconds:.0f} s of 16 kHz audio = {patches_n} patches; "
           f"{params.patch_flops() / 1e6:.1f} MFLOP/patch; matmul {gflops:.0f} GFLOP/s "
           f"(best of {len(rates)}), "
           f"limit {limit:.0f} audio-s/s; machine shared with other jobs")
-    print_table(("contender", "seconds", "audio-s/s", "of limit", "notes"), rows)
+    print_table(("contender", "wall s", "CPU s", "audio-s/s", "of limit", "notes"), rows)
     for e in engines:
-        print(f"{e}: tag e2e / interpreter: {min(t_int) / min(t_tag[e]):.2f}x; network / interpreter: "
-              f"{min(t_int) / min(t_net[e]):.2f}x (same run, best of {args.repeats})")
+        print(f"{e}: tag e2e / interpreter: {wall(t_int) / wall(t_tag[e]):.2f}x; network / interpreter: "
+              f"{wall(t_int) / wall(t_net[e]):.2f}x (wall, same run, best of {args.repeats})")
     if {"onnx", "tf"} <= set(engines):
-        print(f"onnx / tf: tag e2e {min(t_tag['tf']) / min(t_tag['onnx']):.2f}x, network "
-              f"{min(t_net['tf']) / min(t_net['onnx']):.2f}x faster (interleaved, same run)")
+        tag_w, tag_c = wall(t_tag["tf"]) / wall(t_tag["onnx"]), cpu(t_tag["tf"]) / cpu(t_tag["onnx"])
+        net_w, net_c = wall(t_net["tf"]) / wall(t_net["onnx"]), cpu(t_net["tf"]) / cpu(t_net["onnx"])
+        print(f"onnx vs tf (interleaved, best of {args.repeats}; > 1: onnx faster): tag e2e {tag_w:.2f}x "
+              f"wall, {tag_c:.2f}x CPU; network {net_w:.2f}x wall, {net_c:.2f}x CPU; "
+              f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
