@@ -108,13 +108,15 @@ def main() -> None:
     flops_per_audio_s = params.patch_flops() * patches_n / args.seconds
     limit = gflops * 1e9 / flops_per_audio_s
 
-    cli = None
+    cli = {}
     if not args.no_cli:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "AUDIOTAGGER_HOME": str(home)}
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "audiotagger", "tag", str(wav), "--model", "yamnet",
-                        "--offline", "-o", str(tmp / "cli"), "-q"], env=env, check=True)
-        cli = time.perf_counter() - t
+        for e in engines:
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "audiotagger", "tag", str(wav), "--model", "yamnet",
+                            "--offline", "-o", str(tmp / "cli"), "-q", "--overwrite", "--engine", e],
+                           env=env, check=True)
+            cli[e] = time.perf_counter() - t
 
     def row(name, times, what):
         seconds = min(w for w, _ in times) if isinstance(times, list) else times
@@ -135,8 +137,9 @@ def main() -> None:
                      f"{patches_n / wall(t_net[e]):.0f} patches/s, batch {backend.model.batch_size}")]
     rows.append(row("TFLite interpreter", t_int,
                     f"{patches_n / wall(t_int):.0f} patches/s, Google's int8 model, 1 patch per invoke"))
-    if cli is not None:
-        rows.append(row("audiotagger tag (CLI, onnx)", cli, "one run: start-up, model load, decode, outputs"))
+    for e, seconds in cli.items():
+        rows.append(row(f"audiotagger tag (CLI, {e})", seconds,
+                        "one run: start-up, model load, decode, outputs"))
     print(f"YAMNet, {args.seconds:.0f} s of 16 kHz audio = {patches_n} patches; "
           f"{params.patch_flops() / 1e6:.1f} MFLOP/patch; matmul {gflops:.0f} GFLOP/s "
           f"(best of {len(rates)}), "

@@ -161,7 +161,7 @@ def test_cli_embed_yamnet_engines_agree(yamnet_home, tmp_path):
 
 
 def test_int8_graph(seeded_h5, tmp_path, monkeypatch, rng):
-    """``--precision int8``: calibrated on the recordings of $AUDIOTAGGER_CALIBRATION, cached, close to fp32."""
+    """``--precision int8``: calibrated on $AUDIOTAGGER_CALIBRATION's recordings, cached, close to fp32."""
     import soundfile as sf
 
     from audiotagger.engine import quantize
