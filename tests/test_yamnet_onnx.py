@@ -182,3 +182,15 @@ def test_int8_graph(seeded_h5, tmp_path, monkeypatch, rng):
     assert not np.array_equal(a.embeddings, b.embeddings)
     assert np.corrcoef(a.embeddings.ravel(), b.embeddings.ravel())[0, 1] > 0.95
     assert YamnetModel(seeded_h5, model_dir=tmp_path / "c", precision="int8")._call.folder == folder
+
+
+def test_tflite_path_runs_on_onnx(real_models, yamnet_home, tmp_path):
+    """``--model yamnet.tflite``: converted once to ``yamnet.h5``, then the same ONNX graph (same content)."""
+    from audiotagger.yamnet.tagging import YamnetModel
+    from tests.yamnet_fixtures import yamnet_tflite
+
+    model = YamnetModel(yamnet_tflite(), model_dir=yamnet_home)
+    assert model.engine == "onnx" and model.network is None and model.weights_path.suffix == ".h5"
+    assert model._call.folder == real_models[0]._call.folder          # keyed by content: one graph
+    x = shared_file("audio", "sorohanro_-_solo-trumpet-06.ogg")
+    np.testing.assert_array_equal(model.embed_file(x).scores, real_models[0].embed_file(x).scores)
