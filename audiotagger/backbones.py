@@ -331,13 +331,14 @@ class YamnetBackbone(Backbone):
         from .yamnet.weights import resolve_weights
 
         self.weights = resolve_weights("yamnet", checkpoint, model_dir=model_dir, offline=offline)
+        self._model_dir = model_dir
 
     @functools.cached_property
     def model(self):
-        """The loaded :class:`~audiotagger.yamnet.tagging.YamnetModel`."""
+        """The loaded :class:`~audiotagger.yamnet.tagging.YamnetModel` (graph cached in ``model_dir``)."""
         from .yamnet.tagging import YamnetModel
 
-        return YamnetModel(self.weights)
+        return YamnetModel(self.weights, model_dir=self._model_dir)
 
     def weights_files(self) -> list[Path]:
         """The ``yamnet.h5`` the weights are read from."""

@@ -651,5 +651,5 @@ def _import_converted(source: Path, name: str | None, *, model_dir: str | os.Pat
             convert(source, dest)                       # written atomically by the converter
     except OSError as exc:
         raise cache_not_writable(folder, exc) from None
-    verify_file(info, dest, full=True)
+    verify_file(info, dest, full=True, stamp=True)   # the cache file: stamped, as a download is
     return dest

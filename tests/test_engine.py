@@ -281,6 +281,38 @@ def test_tag_on_onnx_engine_never_imports_tensorflow(vggish_checkpoint, pca_file
         assert_parity(onnx_probs, npz["probs"], scale=1.0)
 
 
+def test_yamnet_on_onnx_engine_never_imports_tensorflow(yamnet_home, tmp_path):
+    """``tag``/``embed --model yamnet`` with the real weights: not even the first build imports TensorFlow
+    (``yamnet.h5`` is read with h5py); ``--engine tf`` (the Keras port) gives the same probabilities."""
+    import shutil
+
+    from tests.conftest import shared_file
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy2(yamnet_home / "yamnet.h5", models / "yamnet.h5")      # a fresh cache: no graph built yet
+    jfk = shared_file("audio", "jfk.flac")
+    env = {**os.environ, "AUDIOTAGGER_HOME": str(tmp_path / "home")}
+    common = ["--model", "yamnet", "--model-dir", str(models), "--offline", "-q", "--overwrite"]
+    code = ("import sys; from audiotagger.cli import main; rc = main(sys.argv[1:]); "
+            "print('TF' if 'tensorflow' in sys.modules else 'NO-TF'); sys.exit(rc)")
+    for command in (["tag", "-f", "npz"], ["embed"], ["tag", "-f", "npz"]):   # build, then cached
+        run = subprocess.run([sys.executable, "-c", code, command[0], str(jfk), "-o", str(tmp_path / "out"),
+                              *command[1:], *common], env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip().splitlines()[-1] == "NO-TF", command
+    assert len(list((models / "onnx").glob("yamnet-*/yamnet.onnx"))) == 1
+    with np.load(tmp_path / "out" / "jfk.npz") as npz:
+        onnx_probs = npz["probs"]
+    assert onnx_probs.shape == (11, 521)
+    run = subprocess.run([sys.executable, "-m", "audiotagger", "tag", str(jfk), "-o", str(tmp_path / "out"),
+                          "-f", "npz", "--engine", "tf", *common], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    with np.load(tmp_path / "out" / "jfk.npz") as npz:
+        assert_parity(onnx_probs, npz["probs"], scale=1.0)
+
+
 # --- int8 -----------------------------------------------------------------------------------------
 
 def test_vggish_int8_graphs(vggish_checkpoint, pca_file, tmp_path, monkeypatch, rng):

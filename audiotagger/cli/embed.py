@@ -120,7 +120,7 @@ def run(args) -> int:
 
         kwargs = {"batch_size": args.batch_size} if args.batch_size else {}
         yam = YamnetModel(args.model, args.checkpoint, model_dir=args.model_dir, offline=args.offline,
-                          **kwargs)
+                          engine=args.engine, precision=args.precision, **kwargs)
         results = yam.iter_embed([item.path for item in todo])
     elif todo:
         from ..vggish.embed import VGGishEmbedder

@@ -1,6 +1,6 @@
 """Inference engines at the network-call boundary: TensorFlow (the reference) or ONNX Runtime.
 
-Every network the tagger runs (VGGish, the attention classifier, PANNs) is called through one small
+Every network the tagger runs (VGGish, the attention classifier, PANNs, YAMNet) is called through one small
 interface: a callable on a float32/uint8 batch that returns numpy arrays. ``--engine tf`` runs the
 Keras model through ``tf.function``; ``--engine onnx`` (the default) runs an ONNX graph built from the
 same converted weights with the ``onnx`` helper API (:mod:`.graphs`), cached once per weight content

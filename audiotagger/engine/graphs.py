@@ -11,6 +11,10 @@ datasets, read one at a time) and adds the network, mirroring its Keras definiti
   (uint8 windows ``(n, 10, 128)`` in, probabilities out; batch norms folded, dropout dropped).
 - :func:`panns_graph`: PANNs CNN14/10/6 from the log-mel ``(n, frames, 64)`` (``bn0`` included), split
   like VGGish at :data:`PANNS_SPLIT` (the late, heavy blocks and ``fc1`` on a gathered batch).
+- :func:`yamnet_graph`: YAMNet (MobileNet v1) from log-mel patches ``(n, 96, 64)`` to ``scores``
+  ``(n, 521)`` and ``embeddings`` ``(n, 1024)``, from the official ``yamnet.h5`` layer names; TensorFlow's
+  ``SAME`` padding written out as explicit (asymmetric) pads, batch norms folded into the convolutions
+  with the constants the Keras layer computes.
 """
 
 from __future__ import annotations
@@ -240,3 +244,74 @@ def panns_graph(b: GraphBuilder, architecture: str, weights: Mapping[str, list],
     logits = b.node("Gemm", [emb, b.weight("fc_audioset/kernel", kernel), b.weight("fc_audioset/bias", bias)])
     b.output(b.node("Sigmoid", [logits]), "clipwise_output", FLOAT, ["batch", pp.NUM_CLASSES])
     b.output(emb, "embedding", FLOAT, ["batch", arch.embedding_size])
+
+
+# --- YAMNet ---------------------------------------------------------------------------------------
+
+def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """TensorFlow's ``padding="same"`` along one axis: ``(output size, pad before, pad after)``.
+
+    The output has ``ceil(size / stride)`` positions; the padding needed is split with the odd element
+    *after* (a stride-2 3×3 convolution on an even size pads 0 before and 1 after, not 1 and 1).
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def yamnet_graph(b: GraphBuilder, weights: Mapping[str, list]) -> None:
+    """Add YAMNet: input ``patches`` (n, 96, 64) → outputs ``scores`` (n, 521), ``embeddings`` (n, 1024).
+
+    Layer for layer as :func:`audiotagger.yamnet.model.build_model`: ``layer1`` a 3×3 convolution,
+    ``layer2`` … ``layer14`` a depthwise 3×3 (``Conv`` with ``group`` = channels) and a pointwise 1×1
+    convolution, each followed by its batch norm and ReLU; then the average over time and frequency (the
+    embedding) and the 1024 → 521 logistic classifier. Each batch norm (``center=True, scale=False``) is
+    folded into its convolution with the float32 constants the Keras layer multiplies by
+    (:func:`~.builder.batch_norm_affine`: ``scale = rsqrt(var + eps)``, ``shift = beta - mean * scale``):
+    kernel × scale per output channel, bias = shift. That is the fusion ONNX Runtime would apply to a
+    separate ``Mul``/``Add`` anyway, and it leaves a plain ``Conv`` + ``Relu`` chain, which int8
+    quantisation needs (a per-tensor int8 step on the unscaled convolution output would lose the
+    channels that the batch norm scales up).
+
+    Parameters
+    ----------
+    b : GraphBuilder
+    weights : mapping
+        Official layer name (``layer2/depthwise_conv``, ``layer2/depthwise_conv/bn``, ``dense``) → list
+        of arrays in :func:`audiotagger.yamnet.params.weight_table` order (Keras layouts), as
+        :func:`audiotagger.yamnet.weights.read_weights` returns them.
+    """
+    from ..yamnet import params as yp
+
+    def conv_bn_relu(x, name, stride, group, hw):
+        """Convolution ``name`` with its batch norm ``name/bn`` folded in, then ReLU.
+
+        Keras kernels are (kh, kw, in, out), depthwise ones (kh, kw, C, 1).
+        """
+        k = np.asarray(weights[name][0], np.float32)
+        w = k.transpose(2, 3, 0, 1) if group > 1 else k.transpose(3, 2, 0, 1)      # → OIHW, I = in / group
+        beta, mean, var = weights[f"{name}/bn"]
+        scale, shift = batch_norm_affine(np.ones_like(beta), beta, mean, var, yp.BATCHNORM_EPSILON)
+        w = w * scale[:, None, None, None]
+        (h, top, bottom), (wd, left, right) = (same_pads(hw[0], k.shape[0], stride),
+                                               same_pads(hw[1], k.shape[1], stride))
+        y = b.node("Conv", [x, b.weight(f"{name}/kernel", w), b.weight(f"{name}/bias", shift)], name,
+                   kernel_shape=list(k.shape[:2]), strides=[stride, stride], pads=[top, left, bottom, right],
+                   group=group)
+        return b.node("Relu", [y], name), (h, wd)
+
+    x = b.input("patches", FLOAT, ["batch", yp.PATCH_FRAMES, yp.MEL_BANDS])
+    x = b.node("Unsqueeze", [x, b.const([1])], "nchw")                  # (n, 1, frames, bands)
+    hw, channels = (yp.PATCH_FRAMES, yp.MEL_BANDS), 1
+    for i, layer in enumerate(yp.LAYERS, start=1):
+        if layer.kind == "conv":
+            x, hw = conv_bn_relu(x, f"layer{i}/conv", layer.stride, 1, hw)
+        else:
+            x, hw = conv_bn_relu(x, f"layer{i}/depthwise_conv", layer.stride, channels, hw)
+            x, hw = conv_bn_relu(x, f"layer{i}/pointwise_conv", 1, 1, hw)
+        channels = layer.filters
+    emb = b.node("ReduceMean", [x], "embedding", axes=[2, 3], keepdims=0)     # (n, 1024)
+    kernel, bias = weights[yp.CLASSIFIER_LAYER]
+    logits = b.node("Gemm", [emb, b.weight("dense/kernel", kernel), b.weight("dense/bias", bias)], "logits")
+    b.output(b.node("Sigmoid", [logits]), "scores", FLOAT, ["batch", yp.NUM_CLASSES])
+    b.output(emb, "embeddings", FLOAT, ["batch", yp.EMBEDDING_SIZE])

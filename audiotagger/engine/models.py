@@ -1,9 +1,10 @@
 """The ONNX graphs of each network, from its source weights to a checked cache folder.
 
-:func:`vggish_graphs`, :func:`classifier_graphs` and :func:`panns_graphs` return the folder of cached
-graphs (building them on first use with :mod:`.graphs`) and facts about the model; the runners of
-:mod:`.runtime` open them. Only VGGish's first conversion needs TensorFlow (to read Google's TF1
-checkpoint format); classifiers (``.npz``) and PANNs (``.pth``) are read with numpy alone.
+:func:`vggish_graphs`, :func:`classifier_graphs`, :func:`panns_graphs` and :func:`yamnet_graphs` return
+the folder of cached graphs (building them on first use with :mod:`.graphs`) and facts about the model;
+the runners of :mod:`.runtime` open them. Only VGGish's first conversion needs TensorFlow (to read
+Google's TF1 checkpoint format); classifiers (``.npz``) and PANNs (``.pth``) are read with numpy alone,
+YAMNet's ``yamnet.h5`` with h5py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .store import WEIGHTS, cached_graphs, content_digest, file_identity
 VGGISH_PARTS = ("conv", "dense")
 PANNS_PARTS = ("early", "late")
 CLASSIFIER_PARTS = ("classifier",)
+YAMNET_PARTS = ("yamnet",)
 
 
 def _save(builder: GraphBuilder, folder: Path, part: str, **metadata) -> None:
@@ -206,3 +208,49 @@ def panns_graphs(model: str | os.PathLike = "panns-cnn14", checkpoint=None, *, m
 
         folder = quantized_graphs(f"panns-{meta['architecture']}", folder, PANNS_PARTS, model_dir)
     return folder, meta["architecture"], path
+
+
+def yamnet_graphs(weights: str | os.PathLike, model_dir=None, precision: str = "fp32") -> Path:
+    """Folder with ``yamnet.onnx`` for an official-layout ``yamnet.h5``.
+
+    The weights are read (and every layer checked) with h5py by
+    :func:`audiotagger.yamnet.weights.read_weights`: no TensorFlow, even for the first build.
+
+    Parameters
+    ----------
+    weights : path-like
+        Resolved ``yamnet.h5`` (:func:`audiotagger.yamnet.weights.resolve_weights`).
+    model_dir : path-like, optional
+        Model cache folder.
+    precision : {"fp32", "int8"}
+        int8: the graph quantised by :func:`audiotagger.engine.quantize.quantized_graphs`.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ModelError
+        The file is not a readable YAMNet weights file (a layer missing, a shape wrong, ...).
+    """
+    path = Path(weights)
+
+    def build(folder: Path) -> dict:
+        from ..yamnet.weights import read_weights
+        from .graphs import yamnet_graph
+
+        named = read_weights(path)
+        with open(folder / WEIGHTS, "wb") as data:
+            b = GraphBuilder("yamnet", data)
+            yamnet_graph(b, named)
+            _save(b, folder, "yamnet", source=str(path))
+        return {"weights": str(path)}
+
+    folder, _ = cached_graphs("yamnet", file_identity(path, extra="yamnet"), YAMNET_PARTS,
+                              lambda: content_digest(path, extra="yamnet"), build, model_dir)
+    if precision != "fp32":
+        from .quantize import quantized_graphs
+
+        folder = quantized_graphs("yamnet", folder, YAMNET_PARTS, model_dir)
+    return folder

@@ -2,10 +2,11 @@
 
 ``--precision int8`` quantises each graph part with :func:`onnxruntime.quantization.quantize_static` (QDQ
 format, int8 weights per output channel, uint8 activations, MinMax calibration). The calibration inputs
-are the network's own inputs computed from recordings: VGGish log-mel examples (one per second) or PANNs
-log-mel windows (2 s every second); a late part is calibrated on the fp32 early part's outputs for the
-same inputs. The recordings come from ``calibration`` (a folder or list of audio files), by default the
-folder named by ``$AUDIOTAGGER_CALIBRATION``. The result is cached like every graph (keyed by the fp32
+are the network's own inputs computed from recordings: VGGish log-mel examples (one per second), PANNs
+log-mel windows (2 s every second) or YAMNet log-mel patches (0.96 s every 0.48 s); a late part is
+calibrated on the fp32 early part's outputs for the same inputs. The recordings come from
+``calibration`` (a folder or list of audio files), by default the folder named by
+``$AUDIOTAGGER_CALIBRATION``. The result is cached like every graph (keyed by the fp32
 graphs and the calibration files' content) so the quantisation runs once.
 """
 
@@ -55,12 +56,13 @@ def calibration_files(calibration: str | os.PathLike | Sequence | None = None) -
 
 
 def calibration_inputs(kind: str, files: Sequence[Path], limit: int | None = None) -> np.ndarray:
-    """The network inputs of ``kind`` (``vggish`` or ``panns-*``) from ``files``, at most ``limit`` of them.
+    """The network inputs of ``kind`` (``vggish``, ``yamnet``, ``panns-*``) from ``files``, at most ``limit``.
 
     Returns
     -------
     np.ndarray
-        VGGish: log-mel examples ``(n, 96, 64)``; PANNs: log-mel windows ``(n, 201, 64)`` (2 s).
+        VGGish: log-mel examples ``(n, 96, 64)``; YAMNet: log-mel patches ``(n, 96, 64)``; PANNs: log-mel
+        windows ``(n, 201, 64)`` (2 s).
     """
     from ..audio import load_audio
 
@@ -70,6 +72,10 @@ def calibration_inputs(kind: str, files: Sequence[Path], limit: int | None = Non
             from ..vggish.features import waveform_to_examples
 
             parts.append(waveform_to_examples(load_audio(path, 16000), 16000, hop=1.0))
+        elif kind == "yamnet":
+            from ..yamnet.features import waveform_to_patches
+
+            parts.append(waveform_to_patches(load_audio(path, 16000)))
         else:
             from ..panns import params as pp
             from ..panns.frontend import logmel
@@ -124,7 +130,7 @@ def quantized_graphs(kind: str, fp32: Path, parts: Sequence[str], model_dir=None
     Parameters
     ----------
     kind : str
-        ``vggish`` or ``panns-<architecture>``.
+        ``vggish``, ``yamnet`` or ``panns-<architecture>``.
     fp32 : pathlib.Path
         The checked fp32 folder (:mod:`.models`).
     parts : sequence of str

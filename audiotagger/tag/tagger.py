@@ -513,6 +513,8 @@ class YamnetBackend:
         Model cache folder; never download.
     batch_size : int, optional
         Patches per network call (default 32).
+    engine, precision : str, optional
+        ``--engine`` (onnx by default, or tf: the Keras port) and ``--precision`` (see :class:`Tagger`).
 
     Attributes
     ----------
@@ -526,11 +528,14 @@ class YamnetBackend:
 
     def __init__(self, model: str | os.PathLike = "yamnet", *, checkpoint: str | os.PathLike | None = None,
                  model_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                 batch_size: int | None = None, **_other_backend: Any):
+                 batch_size: int | None = None, engine: str | None = None, precision: str | None = None,
+                 **_other_backend: Any):
         from ..yamnet.tagging import YamnetModel
 
         kwargs = {} if batch_size is None else {"batch_size": batch_size}
-        self.model = YamnetModel(model, checkpoint, model_dir=model_dir, offline=offline, **kwargs)
+        self.model = YamnetModel(model, checkpoint, model_dir=model_dir, offline=offline, engine=engine,
+                                 precision=precision, **kwargs)
+        self.engine, self.precision = self.model.engine, self.model.precision
         self.model_name = "yamnet"
 
     def embed(self, path: str | os.PathLike, *, progress: bool = False):
@@ -807,8 +812,7 @@ def load_backend(model: str | os.PathLike | None = None, **kwargs: Any
 
     Keyword arguments are those of the constructors (``checkpoint``, ``pca_params``, ``model_dir``,
     ``offline``, ``batch_size``, ``engine``, ``precision``, ``resampler``); ``pca_params`` is ignored by
-    PANNs and YAMNet, ``resampler`` by PANNs, and YAMNet runs on its own engine (TensorFlow/TFLite) whatever
-    ``engine`` says.
+    PANNs and YAMNet, ``resampler`` by PANNs and YAMNet.
     """
     if is_panns(model):
         return PannsBackend(model, **kwargs)

@@ -174,11 +174,19 @@ class YamnetModel:
         Never download.
     batch_size : int
         Patches per network call.
+    engine : {"onnx", "tf"}, optional
+        ``--engine``: ``onnx`` (default) runs the network as an ONNX graph built once from the weights
+        (:func:`audiotagger.engine.models.yamnet_graphs`) on ONNX Runtime, without TensorFlow; ``tf`` runs
+        the Keras port (:func:`audiotagger.yamnet.model.build_model`).
+    precision : {"fp32", "int8"}, optional
+        ``--precision`` (int8: onnx only, calibrated on ``$AUDIOTAGGER_CALIBRATION``).
 
     Attributes
     ----------
-    network : keras.Model
-        See :func:`audiotagger.yamnet.model.build_model`.
+    network : keras.Model or None
+        The Keras network (``engine="tf"``; None on onnx). See :func:`audiotagger.yamnet.model.build_model`.
+    engine, precision : str
+        What runs the network.
     weights_path : pathlib.Path
         The ``.h5`` the weights came from.
     labels : audiotagger.labels.LabelSet
@@ -200,16 +208,30 @@ class YamnetModel:
 
     def __init__(self, model: str | os.PathLike = params.MODEL_NAME,
                  checkpoint: str | os.PathLike | None = None, *, model_dir: str | os.PathLike | None = None,
-                 offline: bool | None = None, batch_size: int = params.DEFAULT_BATCH_SIZE):
+                 offline: bool | None = None, batch_size: int = params.DEFAULT_BATCH_SIZE,
+                 engine: str | None = None, precision: str | None = None):
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ParameterError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
+        from ..engine import check_engine
         from .classes import class_map
-        from .weights import load_model
 
-        self.network, self.weights_path = load_model(model, checkpoint, model_dir=model_dir, offline=offline)
-        self.labels = class_map()
+        self.engine, self.precision = check_engine(engine, precision)
         self.batch_size = int(batch_size)
         self._call = None
+        if self.engine == "onnx":
+            from ..engine.models import yamnet_graphs
+            from ..engine.runtime import YamnetOnnxNetwork
+            from .weights import resolve_weights
+
+            self.weights_path = resolve_weights(model, checkpoint, model_dir=model_dir, offline=offline)
+            self.network = None
+            self._call = YamnetOnnxNetwork(yamnet_graphs(self.weights_path, model_dir, self.precision))
+        else:
+            from .weights import load_model
+
+            self.network, self.weights_path = load_model(model, checkpoint, model_dir=model_dir,
+                                                         offline=offline)
+        self.labels = class_map()
 
     def _compiled(self):
         if self._call is None:
