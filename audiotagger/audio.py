@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -706,3 +706,17 @@ def _ffmpeg_error(path: str | Path, errfile, returncode: int | None) -> AudioErr
     else:
         why = f"ffmpeg failed (exit status {returncode})"
     return AudioError(f"{path}: {why}")
+
+
+class SampleCounter:
+    """Pass mono chunks through (as float32, flattened), counting their samples in ``total``."""
+
+    def __init__(self, chunks: Iterable[np.ndarray]):
+        self._chunks = chunks
+        self.total = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for chunk in self._chunks:
+            chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+            self.total += chunk.size
+            yield chunk

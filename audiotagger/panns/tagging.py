@@ -225,7 +225,9 @@ class PannsTagger:
         PannsScores
         """
         window, hop = window_samples(sample_duration, hop_duration)
-        counted = _Counter(chunks)
+        from ..audio import SampleCounter
+
+        counted = SampleCounter(chunks)
         starts: list[int] = []
         scores: list[np.ndarray] = []
         batch: list[np.ndarray] = []
@@ -306,17 +308,3 @@ class PannsTagger:
         if result.scores.shape[0] == 0:
             raise AudioError(f"{path}: no audio samples")
         return result
-
-
-class _Counter:
-    """Pass chunks through, counting their samples."""
-
-    def __init__(self, chunks: Iterable[np.ndarray]):
-        self._chunks = chunks
-        self.total = 0
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for chunk in self._chunks:
-            chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-            self.total += chunk.size
-            yield chunk

@@ -400,7 +400,23 @@ class Tagger:
         return self._result(source, emb, left, right, False)
 
 
-class PannsBackend:
+class FileByFile:
+    """``iter_tag`` for the backends that tag one whole file at a time (PANNs, YAMNet, custom models).
+
+    (The VGGish :class:`Tagger` streams every input through one embedder instead.)
+    """
+
+    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
+                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
+        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
+        for path in paths:
+            try:
+                yield Path(path), self.tag(path, **options)
+            except (AudioTaggerError, OSError) as exc:
+                yield Path(path), exc
+
+
+class PannsBackend(FileByFile):
     """The PANNs backend (CNN14/10/6 on sliding windows, SPEC §7–8) with the interface of :class:`Tagger`.
 
     Parameters
@@ -490,17 +506,8 @@ class PannsBackend:
 
         return PannsStream(self, sample_duration, hop_duration)
 
-    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
-                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
-        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
-        for path in paths:
-            try:
-                yield Path(path), self.tag(path, **options)
-            except (AudioTaggerError, OSError) as exc:
-                yield Path(path), exc
 
-
-class YamnetBackend:
+class YamnetBackend(FileByFile):
     """The YAMNet backend (521 classes, 0.96 s patches every 0.48 s) with the interface of :class:`Tagger`.
 
     Parameters
@@ -607,17 +614,8 @@ class YamnetBackend:
         """Tag an in-memory waveform (float, mono or (samples, channels)) at sample rate ``sr``."""
         return self.result(self.model.embed_waveform(x, sr), source, hop_duration=hop_duration)
 
-    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
-                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
-        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
-        for path in paths:
-            try:
-                yield Path(path), self.tag(path, **options)
-            except (AudioTaggerError, OSError) as exc:
-                yield Path(path), exc
 
-
-class CustomBackend:
+class CustomBackend(FileByFile):
     """A custom model (``audiotagger train --audio``): its backbone's rows → context windows → its classes.
 
     The model file names its backbone and carries its labels, so no other flag is needed; the result's
@@ -710,15 +708,6 @@ class CustomBackend:
                          window=float(min(left + right + 1, CLIP_SECONDS)) * hop,
                          duration=float(n * hop if duration is None else duration), meta=meta,
                          mids=self.labels, names=self.labels, thresholds=thresholds)
-
-    def iter_tag(self, paths: Iterable[str | os.PathLike], **options: Any
-                 ) -> Iterator[tuple[Path, TagResult | AudioTaggerError | OSError]]:
-        """Tag many files in order; yields ``(path, result or the error that made it fail)``."""
-        for path in paths:
-            try:
-                yield Path(path), self.tag(path, **options)
-            except (AudioTaggerError, OSError) as exc:
-                yield Path(path), exc
 
 
 def is_custom(model: str | os.PathLike | None) -> bool:

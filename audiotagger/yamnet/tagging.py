@@ -283,7 +283,9 @@ class YamnetModel:
         -------
         YamnetOutput
         """
-        counted = _Counter(chunks)
+        from ..audio import SampleCounter
+
+        counted = SampleCounter(chunks)
         scores, embeds, batch = [], [], []
         done = 0
 
@@ -354,19 +356,6 @@ class YamnetModel:
             except (AudioTaggerError, OSError) as exc:
                 yield path, exc
 
-
-class _Counter:
-    """Pass chunks through, counting their samples."""
-
-    def __init__(self, chunks: Iterable[np.ndarray]):
-        self._chunks = chunks
-        self.total = 0
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for chunk in self._chunks:
-            chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-            self.total += chunk.size
-            yield chunk
 
 
 def save_output(out: YamnetOutput, path: str | os.PathLike, *, overwrite: bool = False,
