@@ -19,7 +19,7 @@ Three steps, every one resumable (rerun after an interruption; finished runs are
    all 22,160 clips (``train --refit``; the last three checkpoints averaged, as chosen on validation).
 
 3. **Export.** The refitted members become one ensemble file with the thresholds, stored as float16 if
-   that changes no probability by more than 1e-3 on the validation clips (else float32), with the
+   that changes no probability by more than 0.002 on the validation clips (else float32), with the
    validation and test figures of step 1 and every member's recipe in its metadata.
 
 Usage: python scripts/train_default.py [--workspace workspaces] [--data ../shared/data/audioset/bal_train.h5]
@@ -52,7 +52,7 @@ MEMBERS = {
 """Candidate members: recipe D (Yu et al.'s model, dropout 0.5, mixup 0.2), and the same with ontology label
 closure and another seed."""
 NAME = "audiotagger-mla-ensemble-bal-v2"
-FLOAT16_TOLERANCE = 1e-3
+FLOAT16_TOLERANCE = 2e-3
 
 
 def train_member(cli, data: str, workspace: Path, tag: str, refit: bool) -> Path:
