@@ -361,10 +361,23 @@ def test_killed_worker_is_replaced_and_every_file_done_once(cluster, models, man
     assert not list(out.rglob("*.part*"))
 
 
-def test_ctrl_c_leaves_a_manifest_that_a_rerun_resumes(cluster, models, many, tmp_path):
+@pytest.fixture(scope="module")
+def many_long(tmp_path_factory):
+    """Twelve 40 s files: enough work that an interrupt lands while files remain."""
+    folder = tmp_path_factory.mktemp("many_long")
+    rng = np.random.default_rng(9)
+    for i in range(12):
+        t = np.arange(16000 * 40) / 16000
+        x = 0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        sf.write(folder / f"f{i:02d}.wav", x.astype(np.float32), 16000)
+    return folder
+
+
+def test_ctrl_c_leaves_a_manifest_that_a_rerun_resumes(cluster, models, many_long, tmp_path):
     out = tmp_path / "out"
-    # --engine tf: on ONNX Runtime one worker can finish all twelve files before the signal lands
-    args = ["tag", str(many), "-o", str(out), "-f", "srt", *vggish_args(models), "--ray", cluster,
+    # long files on the tf engine: on ONNX Runtime one worker could finish twelve short files before the
+    # signal lands
+    args = ["tag", str(many_long), "-o", str(out), "-f", "srt", *vggish_args(models), "--ray", cluster,
             "--workers", "1", "--manifest-interval", "0.2", "--engine", "tf", "-q"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "audiotagger", *args], env=env, stdout=subprocess.PIPE,
