@@ -383,7 +383,9 @@ def test_ctrl_c_leaves_a_manifest_that_a_rerun_resumes(cluster, models, many_lon
     proc = subprocess.Popen([sys.executable, "-m", "audiotagger", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _done_rows(out), proc)
+        # the first output a worker writes (the driver may receive finished rows in bursts, so its
+        # manifest is no clock): interrupt while most files remain
+        _wait_for(lambda: list(out.glob("*.srt")) if out.is_dir() else [], proc)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -393,7 +395,7 @@ def test_ctrl_c_leaves_a_manifest_that_a_rerun_resumes(cluster, models, many_lon
     rows = manifest(out)
     assert len(rows) == 12
     statuses = [r["status"] for r in rows.values()]
-    assert "done" in statuses and "pending" in statuses and set(statuses) <= {"done", "pending"}
+    assert "pending" in statuses and set(statuses) <= {"done", "pending"}
     done = {p for p, r in rows.items() if r["status"] == "done"}
     assert all((out / f"{Path(p).stem}.srt").exists() for p in done)
 
