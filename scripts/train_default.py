@@ -80,13 +80,6 @@ def minutes(run: Path) -> float | None:
     return float(path.read_text()) if path.is_file() else None
 
 
-def parts(data, split_file: Path, *names: str) -> list:
-    """The clips of the named held-out parts (by video id, as recorded in the run's split.npz)."""
-    where = {v: i for i, v in enumerate(data.video_ids)}
-    with np.load(split_file) as split:
-        return [data.subset(np.array([where[v] for v in split[name]])) for name in names]
-
-
 def ensemble(files: list[Path], recipes: list[str]):
     """One ensemble model of the member files (a plain model for one); returns (model, config)."""
     from audiotagger.classifier import build_model
@@ -138,12 +131,14 @@ def main() -> int:
     from audiotagger.classifier.store import read_model, write_model
     from audiotagger.cli import main as cli
     from audiotagger.train.data import read_h5
+    from audiotagger.train.evaluate import split_part
     from audiotagger.train.thresholds import f1_thresholds, precision_recall
 
     ws = Path(args.workspace)
     runs = {tag: train_member(cli, args.data, ws, tag, refit=False) for tag in args.members}
     data = read_h5(args.data)
-    val, test = parts(data, runs[args.members[0]] / "split.npz", "validation", "test")
+    split = runs[args.members[0]] / "split.npz"
+    val, test = (split_part(data, split, part) for part in ("validation", "test"))
 
     # --- step 1: each member's better candidate, then greedy selection on validation mAP ----------------
     from audiotagger.classifier import build_model
