@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,7 @@ def media(work: Path) -> Path:
 
     from audiotagger.audio import load_audio
 
-    folder = work / "media"
+    folder = work / f"media-{SECONDS}s"
     if folder.is_dir() and len(list(folder.glob("*.wav"))) == N_FILES:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,7 @@ def part_tag(work: Path, rows: list, nodes: bool, args_rounds: int = 1) -> None:
             for name in order:
                 extra = {"plain": [], "ray-local": ["--ray"], "ray-cluster": ["--ray", cluster.address]}[name]
                 out = work / f"out-{name}-{rnd}"
+                shutil.rmtree(out, ignore_errors=True)     # a manifest left there would skip the files
                 wall, rss, res = run([sys.executable, *base, "-o", str(out), *extra])
                 results[name].append(wall)
         audio = N_FILES * SECONDS
@@ -151,6 +153,7 @@ def part_tag(work: Path, rows: list, nodes: bool, args_rounds: int = 1) -> None:
         if nodes:
             cluster.add_node(cpus + 1)
             out = work / "out-2nodes"
+            shutil.rmtree(out, ignore_errors=True)
             wall, rss, res = run([sys.executable, *base, "-o", str(out), "--ray", cluster.address,
                                   "--workers", str(2 * cpus)])
             import pyarrow.parquet as pq
@@ -230,13 +233,17 @@ def part_train(work: Path, rows: list, every: int = 40) -> None:
 
 
 def main() -> int:
+    global SECONDS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("tag", "nodes", "list", "train", "all"), default="all")
     p.add_argument("--work", type=Path, default=None)
+    p.add_argument("--seconds", type=int, default=SECONDS,
+                   help=f"length of each of the 40 files of --part tag/nodes (default {SECONDS})")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds of plain / ray runs (default 1)")
     p.add_argument("--train-every", type=int, default=40,
                    help="training iterations timed (between two evaluations; default 40)")
     args = p.parse_args()
+    SECONDS = args.seconds
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     rows: list = []

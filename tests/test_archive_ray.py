@@ -285,6 +285,40 @@ def test_s3_inputs_list_and_outputs(cluster, s3, models, media, tmp_path, capsys
     assert not (tmp_path / "o" / "_manifest.parquet").exists()
 
 
+def test_same_file_name_in_one_output_folder_fails_the_later_input(cluster, models, media, tmp_path,
+                                                                     capsys):
+    """a/clip.wav and b/clip.wav from one input list would both write <out>/clip.srt: one keeps the name,
+    the other fails with the reason, and a rerun (even with --overwrite) never writes over the first."""
+    import shutil
+
+    for sub, i in (("a", 0), ("b", 1)):
+        (tmp_path / sub).mkdir()
+        shutil.copy(media / f"clip{i}.wav", tmp_path / sub / "clip.wav")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'a' / 'clip.wav'}\n{tmp_path / 'b' / 'clip.wav'}\n"
+                       f"{media / 'clip2.wav'}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["tag", "--input-list", str(listing), "-o", str(out), "-f", "srt,json", *vggish_args(models),
+            "--ray", "--workers", "2", "-q"]
+    assert main(args) == 1
+    rows = manifest(out)
+    pair = [rows[str(tmp_path / sub / "clip.wav")] for sub in ("a", "b")]
+    assert sorted(r["status"] for r in pair) == ["done", "failed"]
+    winner, loser = sorted(pair, key=lambda r: r["status"])
+    assert f"{loser['path']}: output {out / 'clip.srt'}" in loser["error"] or \
+        f"{loser['path']}: output {out / 'clip.json'}" in loser["error"]
+    assert "is also the output of another input" in loser["error"]
+    assert loser["path"] in capsys.readouterr().err
+    assert winner["path"] in (out / "clip.json").read_text()           # written by the winner, once
+    assert rows[str(media / "clip2.wav")]["status"] == "done"
+    stamp = (out / "clip.srt").stat().st_mtime_ns
+    # a rerun retries the failed input: the manifest's outputs of the first run are still taken
+    assert main([*args, "--overwrite"]) == 1
+    rows = manifest(out)
+    assert rows[loser["path"]]["status"] == "failed" and "another input" in rows[loser["path"]]["error"]
+    assert (out / "clip.srt").stat().st_mtime_ns == stamp
+
+
 # --- bad input: usage errors before any work ----------------------------------------------------------
 
 def test_bad_list_line_and_dead_cluster_are_usage_errors(media, tmp_path, capsys):

@@ -35,6 +35,10 @@ FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY
                  "AUDIOTAGGER_HOME")
 """Environment variables the workers get from the driver (object-store endpoint and credentials, model
 cache), so that one command line means the same on every node."""
+LIGHT = {"num_cpus": 0, "concurrency": 1}
+"""Ray Data options of the pipeline's light stages (list lines, selection): no CPU reserved, so they never
+wait for the workers' CPUs, and one task at a time, so Ray starts one worker process for them rather than
+one per block (each a Python start-up: on 2 cores, 40 inputs once cost a minute)."""
 MODES = ("default", "retry-failed", "only-new")
 """Which inputs a rerun processes: all not done / only those that failed / only those never tried."""
 
@@ -69,14 +73,56 @@ def normalize_lines(batch: dict[str, np.ndarray], cwd: str) -> dict[str, np.ndar
             "rel": np.array([""] * len(given), dtype=object)}
 
 
-def select_inputs(batch: dict[str, np.ndarray], skip: np.ndarray, only: np.ndarray | None
-                  ) -> dict[str, np.ndarray]:
-    """Drop the inputs a rerun does not redo (hash sets from the manifest, sorted uint64)."""
-    hashes = path_hashes(str(k) for k in batch["key"])
-    keep = ~contains(skip, hashes)
-    if only is not None:
-        keep &= contains(only, hashes)
-    return {k: v[keep] for k, v in batch.items()}
+class Selector:
+    """The pipeline's selection stage (one actor, so one memory of this run's outputs).
+
+    Drops the inputs a rerun does not redo, and fails an input whose outputs another input already
+    claimed (two inputs with the same file name in one ``-o`` folder, as from an input list of
+    ``a/rec.wav`` and ``b/rec.wav``): the first to arrive keeps the name, the other gets an ``error``,
+    so no output is ever written over by another input's.
+
+    Parameters
+    ----------
+    spec : dict
+        The job spec, with ``output``.
+    skip, only : numpy.ndarray
+        Sorted uint64 path hashes (:func:`.manifest.path_hashes`): drop these / keep only these (None: all).
+    taken : numpy.ndarray
+        Sorted uint64 hashes of the outputs of earlier runs' finished rows (``Manifest.output_hashes``).
+    """
+
+    def __init__(self, spec: dict[str, Any], skip: np.ndarray, only: np.ndarray | None, taken: np.ndarray):
+        from .jobs import make_job
+
+        self.job, self.out = make_job(spec), OutputLocation(spec["output"])
+        self.skip, self.only, self.taken = skip, only, taken
+        self.claimed: set[int] = set()       # one 64-bit hash per input of this run: <out>/<rel>/<stem>
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Columns ``given``, ``key``, ``rel`` → the selected rows, with ``error`` ("" or the clash)."""
+        hashes = path_hashes(str(k) for k in batch["key"])
+        keep = ~contains(self.skip, hashes)
+        if self.only is not None:
+            keep &= contains(self.only, hashes)
+        out = {k: v[keep] for k, v in batch.items()}
+        out["error"] = np.array([self.claim(str(g), str(r)) for g, r in zip(out["given"], out["rel"],
+                                                                             strict=True)], dtype=object)
+        return out
+
+    def claim(self, given: str, rel: str) -> str:
+        """Claim the outputs of one input; "" or the one-line error of a clash."""
+        names = self.job.names(given)
+        if not names:
+            return ""                                          # records go into shards: no file of its own
+        targets = [self.out.target(rel, name) for name in names.values()]
+        stem = int(path_hashes([self.out.target(rel, Path(next(iter(names.values()))).stem)])[0])
+        clash = contains(self.taken, path_hashes(targets))
+        if stem in self.claimed or clash.any():
+            target = targets[int(np.argmax(clash))] if clash.any() else targets[0]
+            return (f"{given}: output {target} is also the output of another input (the same file name); "
+                    "tag them into separate -o folders")
+        self.claimed.add(stem)
+        return ""
 
 
 # --- connecting ------------------------------------------------------------------------------------
@@ -215,9 +261,11 @@ def run_archive(spec: dict[str, Any], source: InputSource, output: str, *, addre
     try:
         cpus = cluster_cpus()
         n_workers = int(workers or max(1, cpus - 1))
-        spec = {**spec, "output": location.root, "mode": mode,
+        actor_cpus = worker_cpus(cpus, n_workers)
+        spec = {**spec, "output": location.root, "mode": mode, "worker_cpus": actor_cpus,
                 "threads": max(1, (os.cpu_count() or 1) // n_workers) if owned and address is None else 1}
-        run = _execute(spec, source, location, manifest, skip, only, n_workers, worker_cpus(cpus, n_workers),
+        select = {"skip": skip, "only": only, "taken": manifest.output_hashes()}
+        run = _execute(spec, source, location, manifest, select, n_workers, actor_cpus,
                        quiet, total, shard_size)
     finally:
         if owned:
@@ -235,7 +283,7 @@ def _write_index(location: OutputLocation, manifest: Manifest) -> None:
         write_index(location.root, pages)
 
 
-def _dataset(spec, source: InputSource, skip, only, n_workers: int, actor_cpus: float):
+def _dataset(spec, source: InputSource, select: dict[str, Any], n_workers: int, actor_cpus: float):
     import ray.data
     from ray.data import ActorPoolStrategy, DataContext
 
@@ -251,9 +299,9 @@ def _dataset(spec, source: InputSource, skip, only, n_workers: int, actor_cpus: 
         parts.append(ray.data.from_items(rows, override_num_blocks=min(len(rows), 200)))
     if source.input_list is not None:
         parts.append(source.list_dataset().map_batches(normalize_lines, fn_kwargs={"cwd": source.cwd},
-                                                      batch_size=None, num_cpus=0))
+                                                      batch_size=None, **LIGHT))
     ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-    ds = ds.map_batches(select_inputs, fn_kwargs={"skip": skip, "only": only}, batch_size=None, num_cpus=0)
+    ds = ds.map_batches(Selector, fn_constructor_kwargs={"spec": spec, **select}, batch_size=None, **LIGHT)
     ds = ds.repartition(target_num_rows_per_block=1)      # one file per task: balance and retry per file
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                    # max_* as remote args: deprecated spelling only
@@ -262,7 +310,7 @@ def _dataset(spec, source: InputSource, skip, only, n_workers: int, actor_cpus: 
                               runtime_env=worker_env(), max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
 
 
-def _execute(spec, source, location, manifest: Manifest, skip, only, n_workers, actor_cpus, quiet, total,
+def _execute(spec, source, location, manifest: Manifest, select, n_workers, actor_cpus, quiet, total,
              shard_size) -> ArchiveRun:
     from tqdm.auto import tqdm
 
@@ -280,7 +328,7 @@ def _execute(spec, source, location, manifest: Manifest, skip, only, n_workers, 
                                 "memory) or the input list could not be read; see the Ray logs")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")   # tuning hints
     try:
-        for row in _dataset(spec, source, skip, only, n_workers, actor_cpus).iter_rows():
+        for row in _dataset(spec, source, select, n_workers, actor_cpus).iter_rows():
             record = _manifest_row(row)
             if record["status"] == "done" and shards is not None:
                 for ready in shards.add(record, row["record"]):

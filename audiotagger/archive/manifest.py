@@ -97,6 +97,17 @@ class Manifest:
         # hash the whole column slice by slice and mask the hashes: filtering the table first would copy it
         return self._path_hashes(table["path"], np.asarray(mask.to_numpy(zero_copy_only=False), bool))
 
+    def output_hashes(self, statuses: Iterable[str] = ("done", "skipped")) -> np.ndarray:
+        """Sorted hashes of every output path of the rows whose status is one of ``statuses``."""
+        import pyarrow.compute as pc
+
+        table = self._merged()
+        wanted = np.asarray(pc.is_in(table["status"], value_set=_array(list(statuses)))
+                            .to_numpy(zero_copy_only=False), bool)
+        outputs = table["outputs"]           # flattened without copying; masked by each output's row
+        parents = np.asarray(pc.list_parent_indices(outputs).to_numpy(zero_copy_only=False), np.int64)
+        return self._path_hashes(pc.list_flatten(outputs), wanted[parents])
+
     @staticmethod
     def _path_hashes(paths, mask: np.ndarray | None = None) -> np.ndarray:
         step = 100_000                     # a slice of Python strings at a time, never millions at once

@@ -9,6 +9,9 @@ MANIFEST_WRITE_SHARE = 0.05
 less often than every :data:`MANIFEST_INTERVAL`)."""
 DEFAULT_SHARD_SIZE = 1000
 """Clips per TFRecord shard of ``embed --ray -f tfrecord``."""
+MEMORY_SHARE = 0.8
+"""Share of a machine's memory its workers may take together when ``--memory-per-worker`` is not given
+(the rest: Ray's own processes, the object store's pages, the file system cache)."""
 MAX_TASK_RETRIES = 3
 """Times a file is retried on a fresh worker after its worker process died (killed, out of memory)."""
 LIST_CHUNK = 50_000

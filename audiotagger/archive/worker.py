@@ -44,15 +44,47 @@ def limit_memory(budget: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
-def set_threads(threads: int) -> None:
-    """Give TensorFlow ``threads`` threads per pool (the worker's CPU share), before it starts."""
-    try:
-        import tensorflow as tf
+def configure_engines(threads: int) -> None:
+    """Settings of a long-running worker, before any model loads.
 
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, int(threads)))
-    except (ImportError, RuntimeError):
-        pass
+    ONNX Runtime and TensorFlow get ``threads`` threads per pool (the worker's CPU share; without it each
+    worker runs one per core of its machine), and VGGish's dense part is packed at load instead of during
+    the first long file (:func:`audiotagger.engine.runtime.configure`). TensorFlow reads its settings from
+    the environment when (and only if) a job imports it.
+    """
+    from ..engine.runtime import configure
+
+    configure(threads=threads, prepack_early=True)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(max(1, int(threads)))
+
+
+def default_memory(workers_here: float) -> int | None:
+    """Bytes one file may take when ``--memory-per-worker`` is not given.
+
+    :data:`~.params.MEMORY_SHARE` of this machine's memory, shared by the ``workers_here`` workers that fit
+    on its node. A file needing more fails as "out of memory" in its worker, before Ray's memory monitor
+    or the kernel kills the process (which would cost the other files in flight and
+    :data:`~.params.MAX_TASK_RETRIES` retries). None when the machine's memory is unknown.
+    """
+    from .params import MEMORY_SHARE
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    return int(total * MEMORY_SHARE / max(1.0, workers_here))
+
+
+def workers_on_node(cpus_per_worker: float) -> float:
+    """How many workers of ``cpus_per_worker`` CPUs this worker's Ray node holds (1 outside Ray)."""
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        cpus = next(n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node)
+    except Exception:  # noqa: BLE001  (outside Ray, or the node not listed)
+        return 1.0
+    return max(1.0, cpus // max(cpus_per_worker, 1e-3))
 
 
 class ArchiveWorker:
@@ -62,7 +94,8 @@ class ArchiveWorker:
     ----------
     spec : dict
         The job spec (:func:`.jobs.make_job`), with ``output`` (the ``-o`` location), ``overwrite``,
-        ``threads`` and ``memory`` (bytes a file may add, or None).
+        ``threads``, ``memory`` (bytes a file may add; None: :func:`default_memory`) and ``worker_cpus``
+        (CPUs each worker holds).
     """
 
     def __init__(self, spec: dict[str, Any]):
@@ -70,7 +103,7 @@ class ArchiveWorker:
         from .storage import OutputLocation
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        set_threads(spec.get("threads") or 1)
+        configure_engines(spec.get("threads") or 1)
         self.spec = spec
         self.job = make_job(spec)
         self.job.load()
@@ -82,12 +115,17 @@ class ArchiveWorker:
             self.node = ray.get_runtime_context().get_node_id()
         except Exception:  # noqa: BLE001  (outside Ray, e.g. in a unit test)
             self.node = ""
-        limit_memory(spec.get("memory"))
+        self.memory = spec.get("memory") or default_memory(workers_on_node(spec.get("worker_cpus") or 1))
+        limit_memory(self.memory)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Process every input of ``batch`` (columns ``given``, ``key``, ``rel``); one row each."""
-        rows = [self.process(str(g), str(k), str(r))
-                for g, k, r in zip(batch["given"], batch["key"], batch["rel"], strict=True)]
+        """Process every input of ``batch`` (columns ``given``, ``key``, ``rel``, ``error``); one row each.
+
+        An input that arrives with an ``error`` (an output name another input claimed) fails unprocessed.
+        """
+        errors = batch.get("error", [""] * len(batch["key"]))
+        rows = [self.process(str(g), str(k), str(r), str(e))
+                for g, k, r, e in zip(batch["given"], batch["key"], batch["rel"], errors, strict=True)]
         out = {}
         for col in ROW_COLUMNS:
             values = [row[col] for row in rows]
@@ -95,7 +133,7 @@ class ArchiveWorker:
                                 else object)
         return out
 
-    def process(self, given: str, key: str, rel: str) -> dict[str, Any]:
+    def process(self, given: str, key: str, rel: str, error: str = "") -> dict[str, Any]:
         """Process one input and return its row; errors fail the row, never the worker."""
         from ..cli.common import error_line
         from ..errors import AudioTaggerError
@@ -105,6 +143,9 @@ class ArchiveWorker:
         row = {"path": key, "status": "done", "error": "", "audio_s": np.nan, "outputs": "",
                "worker": self.worker, "node": self.node, "start": start, "top_classes": "", "summary": "",
                "record": b""}
+        if error:
+            row.update(status="failed", error=error, end=start, duration_s=0.0)
+            return row
         try:
             targets = {fmt: self.out.target(rel, name) for fmt, name in self.job.names(given).items()}
             pending = targets if self.spec["overwrite"] else \
@@ -119,7 +160,7 @@ class ArchiveWorker:
                            record=info.record, outputs="\n".join(pending.values()))
         except MemoryError:
             row.update(status="failed", error=f"{given}: out of memory while processing this file (more than "
-                                              f"{_gb(self.spec.get('memory'))} for one file; raise "
+                                              f"{_gb(self.memory)} for one file; raise "
                                               "--memory-per-worker or use fewer --workers per machine)")
         except (AudioTaggerError, OSError) as exc:
             msg = error_line(exc).removeprefix("audiotagger: error: ")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..archive.params import DEFAULT_SHARD_SIZE, MANIFEST_INTERVAL, MANIFEST_NAME
+from ..archive.params import DEFAULT_SHARD_SIZE, MANIFEST_INTERVAL, MANIFEST_NAME, MEMORY_SHARE
 from .common import MEDIA_EXTENSIONS, positive_float, positive_int
 
 
@@ -31,7 +31,8 @@ def add_archive_arguments(p: argparse.ArgumentParser, *, embed: bool = False) ->
                       help="--ray rerun: only inputs not in the manifest (do not retry failures)")
     a.add_argument("--memory-per-worker", dest="memory_per_worker", type=positive_float, default=None,
                    metavar="GB", help="memory one file may take in a worker; a file needing more fails "
-                                      "with 'out of memory' (default: no limit)")
+                                      "with 'out of memory' (default: "
+                                      f"{MEMORY_SHARE:.0%}% of a machine's memory shared by its workers)")
     a.add_argument("--manifest-interval", dest="manifest_interval", type=positive_float, default=None,
                    metavar="S", help=f"seconds between manifest rewrites (default: {MANIFEST_INTERVAL:g})")
     if embed:

@@ -18,6 +18,51 @@ import numpy as np
 
 from ..errors import ModelError
 
+_defaults: dict = {"threads": None, "prepack_early": False}
+OUT_OF_MEMORY = ("bad_alloc", "Failed to allocate memory")
+"""How ONNX Runtime words an allocation that failed (the process's memory limit or the machine's)."""
+
+
+def configure(threads: int | None = None, prepack_early: bool = False) -> None:
+    """Settings of the sessions and runners this process opens from now on.
+
+    Parameters
+    ----------
+    threads : int, optional
+        Intra-op threads of sessions opened without a ``threads`` argument. None: ONNX Runtime's default
+        (one per physical core). A Ray worker that owns one CPU of a shared machine sets 1, so that its
+        workers do not each spin one thread per core.
+    prepack_early : bool
+        Open VGGish's dense part pre-packed at once, instead of after :data:`PREPACK_AFTER` examples. A
+        long-running worker pays the packing once at start, and its memory limit, set after loading,
+        then holds files only (see :func:`audiotagger.archive.worker.limit_memory`).
+    """
+    _defaults.update(threads=int(threads) if threads else None, prepack_early=bool(prepack_early))
+
+
+class Session:
+    """An ONNX Runtime session whose failed allocations raise ``MemoryError``, as numpy's do.
+
+    The caller (a worker with a memory limit) then fails that input as "out of memory" rather than as an
+    internal error. Every other attribute is the wrapped session's.
+    """
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def run(self, *args, **kwargs):
+        """``InferenceSession.run``."""
+        try:
+            return self._inner.run(*args, **kwargs)
+        except Exception as exc:  # onnxruntime raises its own RuntimeException types
+            if any(word in str(exc) for word in OUT_OF_MEMORY):
+                text = str(exc).strip()[:160]
+                raise MemoryError(f"ONNX Runtime could not allocate memory ({text})") from None
+            raise
+
 
 def session(path: str | os.PathLike, threads: int | None = None, prepack: bool = True, spin: bool = True):
     """Open an ONNX Runtime CPU session with every graph optimisation.
@@ -27,7 +72,7 @@ def session(path: str | os.PathLike, threads: int | None = None, prepack: bool =
     path : path-like
         ``.onnx`` file (its external ``weights.bin`` beside it is memory-mapped by ONNX Runtime).
     threads : int, optional
-        Intra-op threads (default: ONNX Runtime's, one per physical core).
+        Intra-op threads (default: :func:`configure`'s, else ONNX Runtime's, one per physical core).
     prepack : bool
         Let ONNX Runtime re-lay constant weights for its kernels when the session opens (see
         :class:`VGGishOnnxRunner` for why VGGish's dense part starts without).
@@ -45,6 +90,7 @@ def session(path: str | os.PathLike, threads: int | None = None, prepack: bool =
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    threads = threads or _defaults["threads"]
     if threads:
         opts.intra_op_num_threads = int(threads)
     if not prepack:
@@ -52,8 +98,10 @@ def session(path: str | os.PathLike, threads: int | None = None, prepack: bool =
     if not spin:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return Session(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        if any(word in str(exc) for word in OUT_OF_MEMORY):
+            raise MemoryError(f"{path}: ONNX Runtime could not allocate memory to open this graph") from None
         raise ModelError(f"{path}: ONNX Runtime cannot load this graph ({str(exc).strip()[:200]})") from None
 
 
@@ -117,7 +165,7 @@ class VGGishOnnxRunner:
     CPU, about as much as a 10 s clip's whole network, while packing inside each call runs the dense
     layers at 58-68 instead of 85-87 GFLOP per CPU second on 256 examples (about 3 % of the network's
     time). Once :data:`PREPACK_AFTER` examples have gone through (a long input), the runner opens a
-    pre-packed session once and uses it from then on.
+    pre-packed session once and uses it from then on (at once under ``configure(prepack_early=True)``).
 
     Parameters
     ----------
@@ -134,9 +182,10 @@ class VGGishOnnxRunner:
         folder = Path(folder)
         self.folder = folder
         conv = session(folder / "conv.onnx", threads)
-        dense = session(folder / "dense.onnx", threads, prepack=False)
+        early = _defaults["prepack_early"]
+        dense = session(folder / "dense.onnx", threads, prepack=early)
         self.net = SplitNetwork(conv, dense, conv_batch, batch_size)
-        self._threads, self._seen, self.prepacked = threads, 0, False
+        self._threads, self._seen, self.prepacked = threads, 0, early
 
     @property
     def batch_size(self) -> int:
