@@ -43,8 +43,9 @@ DEFAULT_OUTPUT_FORMATS = ("srt", "npz")
 """Written when ``-f`` is not given: the subtitles and the probability matrix (to re-render the rest)."""
 
 LAZY_H5_BYTES = 2 * 2**30
-"""A packed ``.h5`` training file larger than this is memory-mapped even without ``--lazy``
-(AudioSet's unbal_train is 2.6 GB as uint8)."""
+"""A packed ``.h5`` training file larger than this is memory-mapped even without ``--lazy``, and TFRecord
+files larger than this in all are packed once into the cache and memory-mapped (AudioSet's unbal_train is
+2.6 GB as uint8)."""
 
 DEFAULT_BATCH_SIZE = 500
 """Training batch size (all published trainers)."""

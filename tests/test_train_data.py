@@ -10,7 +10,14 @@ import pytest
 
 from audiotagger.classifier import tile_to_ten
 from audiotagger.errors import AudioTaggerWarning, DataError
-from audiotagger.train.data import load_training_data, read_embeddings, read_h5, read_tfrecords
+from audiotagger.train.data import (
+    load_training_data,
+    pack_tfrecords,
+    packed_path,
+    read_embeddings,
+    read_h5,
+    read_tfrecords,
+)
 from audiotagger.train.metrics import calculate_stats, d_prime
 from audiotagger.train.sampler import BalancedSampler, ShuffledSampler
 
@@ -51,6 +58,47 @@ def test_both_readers_give_the_same_clips(shared_sets):
     np.testing.assert_array_equal(h5.n_frames[a], tfr.n_frames[b])
     assert h5.x.dtype == np.uint8 and h5.y.dtype == bool and h5.x.shape[1:] == (10, 128)
     assert (h5.y.sum(0) >= 59).all()                      # every class has positives (README)
+
+
+def test_packed_tfrecords_are_memory_mapped_and_equal_the_records(shared_sets, tmp_path, monkeypatch):
+    """Google's bal_train/ packed by streaming (what --lazy and a > 2 GB TFRecord source do): the same
+    clips, labels, ids and lengths as reading the records into memory, now from a memory map."""
+    _, tfr = shared_sets
+    monkeypatch.setenv("AUDIOTAGGER_HOME", str(tmp_path / "home"))
+    source = shared_file("audioset", "bal_train")
+    lazy = read_embeddings(source, lazy=True)
+    packed = packed_path(sorted(source.glob("*.tfrecord")))
+    assert packed.is_file() and packed.parent == tmp_path / "home" / "packed"
+    assert lazy.lazy and isinstance(lazy.x, np.memmap) and str(packed) in lazy.source
+    assert len(lazy) == len(tfr) == 22160
+    idx = np.arange(len(tfr))
+    x, y = lazy.batch(idx)
+    np.testing.assert_array_equal(x, tfr.x)
+    np.testing.assert_array_equal(y, tfr.y)
+    np.testing.assert_array_equal(lazy.video_ids, tfr.video_ids)
+    np.testing.assert_array_equal(lazy.n_frames, tfr.n_frames)
+    stamp = packed.stat().st_mtime_ns
+    assert len(read_embeddings(source, lazy=True)) == 22160         # the second run reuses the copy
+    assert packed.stat().st_mtime_ns == stamp
+    assert [p.name for p in packed.parent.iterdir()] == [packed.name]      # no temporary file left
+
+
+def test_packing_skips_clips_without_embeddings_and_keeps_labels_in_place(tmp_path):
+    rng = np.random.default_rng(4)
+    rows = [rng.integers(0, 256, 128, dtype=np.uint8).tobytes() for _ in range(30)]
+    write_records(tmp_path / "a.tfrecord", [("v1", rows[:10], [0, 5]), ("empty", [], [7]),
+                                            ("v3", rows[10:13], [526]), ("v4", rows[13:30], [3])])
+    with pytest.warns(AudioTaggerWarning, match="skipped 1 clip"):
+        packed = read_h5(pack_tfrecords(tmp_path / "a.tfrecord", tmp_path / "out" / "p.h5"), lazy=True)
+    with pytest.warns(AudioTaggerWarning, match="skipped 1 clip"):
+        direct = read_tfrecords(tmp_path / "a.tfrecord")
+    assert list(packed.video_ids) == list(direct.video_ids) == ["v1", "v3", "v4"]
+    np.testing.assert_array_equal(packed.n_frames, [10, 3, 10])
+    x, y = packed.batch([2, 0, 1])
+    np.testing.assert_array_equal(x, direct.x[[2, 0, 1]])
+    assert [list(np.flatnonzero(r)) for r in y] == [[3], [0, 5], [526]]
+    with h5py.File(tmp_path / "out" / "p.h5") as fh:              # the packed layout: zero-padded rows
+        assert not fh["x"][1, 3:].any() and fh["x"].chunks is None
 
 
 def test_short_clips_are_tiled_not_zero_padded(shared_sets):

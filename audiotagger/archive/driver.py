@@ -143,7 +143,6 @@ def connect(address: str | None) -> None:
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")     # no C++ log lines among the CLI's
     kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False,
                               "configure_logging": True, "ignore_reinit_error": True}
-    logging.getLogger("ray.data").setLevel(logging.CRITICAL)   # failures are reported in the manifest
     try:
         if address is None:    # one logical CPU more than the cores: the light stages' (see worker_cpus)
             ray.init(address="local", include_dashboard=False, num_cpus=(os.cpu_count() or 1) + 1, **kwargs)
@@ -289,6 +288,8 @@ def _dataset(spec, source: InputSource, select: dict[str, Any], n_workers: int, 
 
     from .worker import ArchiveWorker
 
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)   # failures are in the manifest; set after
+                                                               # the import, which configures the logger
     ctx = DataContext.get_current()
     ctx.max_errored_blocks = -1            # a file whose worker keeps dying ends unfinished, not the run
     ctx.enable_progress_bars = False

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from ..errors import DataError, ParameterError
 from .storage import is_remote, normalize
 
@@ -27,6 +29,25 @@ class FileInfo:
     top_classes: str = ""
     summary: str = ""
     record: bytes = b""
+
+
+def warm_up(run_file) -> None:
+    """Call ``run_file(path)`` on :data:`~.params.WARMUP_SECONDS` of silence (a temporary WAV file).
+
+    The backend's buffers (ONNX Runtime's arenas, the allocator's pools) then reach their working size
+    before the worker's memory limit is set, so the limit holds what one file adds, not the model's first
+    run.
+    """
+    import tempfile
+
+    import soundfile as sf
+
+    from .params import WARMUP_SECONDS
+
+    with tempfile.TemporaryDirectory(prefix="audiotagger-warm-") as folder:
+        path = os.path.join(folder, "silence.wav")
+        sf.write(path, np.zeros(int(WARMUP_SECONDS * 16000), np.float32), 16000)
+        run_file(path)
 
 
 def _stem(given: str) -> str:
@@ -66,13 +87,14 @@ class TagJob:
             check_auto(options, model_thresholds(s["model"]), model_title(s["model"]))
 
     def load(self) -> None:
-        """Load the backend (once per worker)."""
+        """Load the backend (once per worker) and warm it up (:func:`warm_up`)."""
         from ..tag.tagger import backend_display, backend_name, load_backend, model_labels, resolve_display
 
         s = self.spec
         self.backend = load_backend(s["model"], **s["backend"])
         self.options = resolve_display(backend_display(s["display"], backend_name(s["model"])),
                                        labels=model_labels(s["model"]))
+        warm_up(lambda path: list(self.backend.iter_tag([path], **s["options"])))
 
     def names(self, given: str) -> dict[str, str]:
         """Output file name per format (``<stem>.<ext>``, as the plain CLI names them)."""
@@ -119,7 +141,7 @@ class EmbedJob:
             read_labels_csv(self.spec["labels_csv"], self.spec.get("cwd"))
 
     def load(self) -> None:
-        """Load VGGish and the PCA parameters (once per worker), and the labels CSV when given."""
+        """Load VGGish and the PCA parameters (once per worker, warmed up), and the labels CSV when given."""
         from ..vggish.embed import VGGishEmbedder
 
         s = self.spec
@@ -127,6 +149,7 @@ class EmbedJob:
                                        batch_size=s["batch_size"], engine=s.get("engine"),
                                        precision=s.get("precision"), resampler=s.get("resampler"))
         self.labels = read_labels_csv(s["labels_csv"], s.get("cwd")) if s.get("labels_csv") else None
+        warm_up(lambda path: list(self.embedder.iter_embed([path], hop=s["hop"])))
 
     def names(self, given: str) -> dict[str, str]:
         """``{format: <stem>.<ext>}``; nothing when records go into shards."""

@@ -12,6 +12,8 @@ DEFAULT_SHARD_SIZE = 1000
 MEMORY_SHARE = 0.8
 """Share of a machine's memory its workers may take together when ``--memory-per-worker`` is not given
 (the rest: Ray's own processes, the object store's pages, the file system cache)."""
+WARMUP_SECONDS = 10.0
+"""Seconds of silence each worker runs through its backend once loaded, before its memory limit is set."""
 MAX_TASK_RETRIES = 3
 """Times a file is retried on a fresh worker after its worker process died (killed, out of memory)."""
 LIST_CHUNK = 50_000

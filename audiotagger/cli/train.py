@@ -141,7 +141,9 @@ def add_parser(sub) -> None:
     o.add_argument("--label-closure", dest="label_closure", action="store_true",
                    help="a positive class makes its AudioSet-ontology ancestors positive in the training "
                         "labels (evaluation labels stay as annotated)")
-    p.add_argument("--lazy", action="store_true", help="keep HDF5 embeddings on disk (sets larger than RAM)")
+    p.add_argument("--lazy", action="store_true",
+                   help="keep the embeddings on disk, memory-mapped (sets larger than RAM); TFRecords are "
+                        "packed once into the model cache for that (automatic above 2 GB)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
