@@ -232,8 +232,8 @@ def part_train(work: Path, rows: list, every: int = 40) -> None:
                      f"{wall:.0f} s wall"))
     records = SHARED / "audioset" / "bal_train"
     packed = work / "packed" / "bal_train.h5"
-    wall, rss, res = run([sys.executable, "-c", "import sys; from audiotagger.train.data import pack_tfrecords; "
-                          "pack_tfrecords(sys.argv[1], sys.argv[2])", str(records), str(packed)])
+    code = "import sys; from audiotagger.train.data import pack_tfrecords; pack_tfrecords(*sys.argv[1:])"
+    wall, rss, res = run([sys.executable, "-c", code, str(records), str(packed)])
     rows.append(("pack TFRecords (bal_train/, 4,070 files, 22,160 clips) for memory-mapping",
                  f"{22160 / wall:.0f} clips/s", f"peak RSS {rss / 1024:.2f} GB",
                  f"{wall:.1f} s wall (TensorFlow start included)"))
