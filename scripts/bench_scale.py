@@ -175,7 +175,8 @@ def part_list(work: Path, rows: list) -> None:
 
     folder, m = media(work), models(work)
     out = work / "out-list"
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)         # outputs of an earlier run would make the 40 "skipped"
+    out.mkdir(parents=True)
     listing = work / "list-1M.txt"
     n_fake = 1_000_000 - N_FILES
     with open(listing, "w", encoding="utf-8") as fh:
@@ -230,6 +231,8 @@ def part_train(work: Path, rows: list, every: int = 40) -> None:
         rate = every * 500 / ((t2 - t1).total_seconds() - ev2)
         rows.append((f"train: {name}", f"{rate:.0f} clips/s", f"peak RSS {rss / 1024:.2f} GB",
                      f"{wall:.0f} s wall"))
+    rows.append(("train rate ratio (memory-mapped 2 M / in memory)",
+                 f"{float(rows[-1][1].split()[0]) / float(rows[-2][1].split()[0]):.2f}×", "", ""))
     records = SHARED / "audioset" / "bal_train"
     packed = work / "packed" / "bal_train.h5"
     code = "import sys; from audiotagger.train.data import pack_tfrecords; pack_tfrecords(*sys.argv[1:])"
@@ -237,8 +240,6 @@ def part_train(work: Path, rows: list, every: int = 40) -> None:
     rows.append(("pack TFRecords (bal_train/, 4,070 files, 22,160 clips) for memory-mapping",
                  f"{22160 / wall:.0f} clips/s", f"peak RSS {rss / 1024:.2f} GB",
                  f"{wall:.1f} s wall (TensorFlow start included)"))
-    rows.append(("train rate ratio (memory-mapped 2 M / in memory)",
-                 f"{float(rows[-1][1].split()[0]) / float(rows[-2][1].split()[0]):.2f}×", "", ""))
 
 
 def main() -> int:
