@@ -64,6 +64,9 @@ def test_manifest_rewrites_atomically_latest_row_wins_and_pending(tmp_path):
     again = Manifest(OutputLocation(str(tmp_path))).load()
     done = again.hashes(["done"])
     assert contains(done, path_hashes(["/a.wav", "/b.wav", "/c.wav"])).tolist() == [True, True, False]
+    again.add({"path": "/d.wav", "status": "failed", "outputs": ["/o/d.srt"]})
+    taken = again.output_hashes()                          # done and skipped rows' outputs only
+    assert contains(taken, path_hashes(["/o/a.srt", "/o/b.srt", "/o/d.srt"])).tolist() == [True, True, False]
     (tmp_path / "_manifest.parquet").write_text("garbage")
     with pytest.raises(ParameterError, match="not a readable run manifest"):
         Manifest(OutputLocation(str(tmp_path))).load()
