@@ -362,6 +362,33 @@ def test_bad_list_line_and_dead_cluster_are_usage_errors(media, tmp_path, capsys
     with pytest.raises(SystemExit) as exc:
         main(["tag", "s3://bucket/x.wav", "-o", str(tmp_path / "o")])
     assert exc.value.code == 2 and "need --ray" in capsys.readouterr().err
+    # Ray Client: Ray Data's executor fails through it (Ray 2.60), so it is refused before any work
+    with pytest.raises(SystemExit) as exc:
+        main(["tag", str(media / "clip0.wav"), "-o", str(tmp_path / "client"), "--ray", "ray://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "a Ray Client address" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "client").exists()
+
+
+def test_a_pipeline_that_stops_leaves_a_manifest_and_one_line(cluster, models, media, tmp_path, capsys,
+                                                              monkeypatch):
+    """Ray's own failures (not an input's) end the run with one line, exit 1, and a manifest whose
+    unfinished inputs are pending, so a rerun resumes; never a traceback."""
+    import audiotagger.archive.driver as driver
+
+    class Stopped:
+        def iter_rows(self):
+            raise RuntimeError("executor state\nthe streaming executor stopped")
+
+    monkeypatch.setattr(driver, "_dataset", lambda *args, **kwargs: Stopped())
+    out = tmp_path / "out"
+    code = main(["tag", str(media / "clip0.wav"), str(media / "clip1.wav"), "-o", str(out),
+                 *vggish_args(models), "--ray", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "--ray: the Ray Data pipeline stopped (RuntimeError: the streaming executor stopped)" in err
+    rows = manifest(out)
+    assert {r["status"] for r in rows.values()} == {"pending"} and len(rows) == 2
 
 
 # --- faults: a killed worker, Ctrl-C on the driver ----------------------------------------------------

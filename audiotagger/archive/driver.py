@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import AudioTaggerError, ParameterError
 from .inputs import InputSource, clean_line
 from .manifest import Manifest, contains, path_hashes
 from .params import DEFAULT_SHARD_SIZE, MAX_TASK_RETRIES
@@ -130,7 +130,7 @@ class Selector:
 def connect(address: str | None) -> None:
     """``ray.init``: a local cluster (``address`` None) or an existing one.
 
-    ``address`` may be ``auto``, ``host:port`` or ``ray://host:port``.
+    ``address`` may be ``auto`` or ``host:port``.
 
     Raises
     ------
@@ -155,18 +155,24 @@ def connect(address: str | None) -> None:
 
 
 def probe_address(address: str | None, timeout: float = 5.0) -> None:
-    """Raise ParameterError unless something accepts TCP connections at ``host:port`` (``ray://`` too).
+    """Raise ParameterError unless something accepts TCP connections at ``host:port``.
 
-    ``ray.init`` itself keeps retrying a dead address for minutes; this answers in seconds.
+    ``ray.init`` itself keeps retrying a dead address for minutes; this answers in seconds. A Ray Client
+    address (``ray://``) is refused: Ray Data's streaming executor fails through Ray Client (Ray 2.60:
+    ``'Worker' object has no attribute 'core_worker'`` once the pipeline starts).
     """
     import socket
 
     if address is None or address == "auto":
         return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, sep, port = hostport.rpartition(":")
+    if address.startswith("ray://"):
+        raise ParameterError(f"--ray {address}: a Ray Client address, and Ray Data pipelines do not run "
+                             "through Ray Client; run the command on a machine of the cluster with "
+                             "--ray auto (or --ray HEAD_IP:6379), or there with `ray job submit -- "
+                             "audiotagger ...`")
+    host, sep, port = address.rstrip("/").rpartition(":")
     if not sep or not port.isdigit():
-        raise ParameterError(f"--ray {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise ParameterError(f"--ray {address}: expected auto or HOST:PORT (the head's GCS port)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
@@ -212,7 +218,7 @@ def run_archive(spec: dict[str, Any], source: InputSource, output: str, *, addre
     output : str
         ``-o``: folder or object-store prefix (also holds ``_manifest.parquet``).
     address : str or None
-        None: start a local cluster; otherwise ``auto``, ``host:port`` or ``ray://host:port``.
+        None: start a local cluster; otherwise ``auto`` or ``host:port``.
     workers : int, optional
         Worker actors (default: the cluster's CPUs, one CPU each).
     mode : {"default", "retry-failed", "only-new"}
@@ -238,6 +244,7 @@ def run_archive(spec: dict[str, Any], source: InputSource, output: str, *, addre
 
     if mode not in MODES:
         raise ParameterError(f"mode: one of {', '.join(MODES)}, got {mode!r}")
+    probe_address(address)
     job = make_job(spec)
     job.check()
     location = OutputLocation(output, source.cwd)
@@ -253,7 +260,6 @@ def run_archive(spec: dict[str, Any], source: InputSource, output: str, *, addre
         skip, only = np.zeros(0, np.uint64), manifest.hashes(("failed",))
     import ray
 
-    probe_address(address)
     owned = not ray.is_initialized()        # a caller that already joined a cluster keeps it
     if owned:
         connect(address)
@@ -315,7 +321,7 @@ def _execute(spec, source, location, manifest: Manifest, select, n_workers, acto
              shard_size) -> ArchiveRun:
     from tqdm.auto import tqdm
 
-    run = ArchiveRun()
+    run, failure = ArchiveRun(), None
     shards = ShardWriter(location, shard_size) if spec.get("sharded") else None
     for spec_text, why in source.problems:
         manifest.add({"path": normalize(spec_text, source.cwd), "status": "failed",
@@ -349,6 +355,11 @@ def _execute(spec, source, location, manifest: Manifest, select, n_workers, acto
         status, reason = "pending", "not finished: the run was interrupted; rerun the command to resume"
         print("audiotagger: interrupted; writing the manifest (rerun the same command to resume)",
               file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001  (Ray's own failures: the manifest must still be written)
+        text = (str(exc).strip().splitlines() or [""])[-1][:200]
+        failure = AudioTaggerError(f"--ray: the Ray Data pipeline stopped ({type(exc).__name__}: {text}); "
+                                   f"unfinished inputs are pending in {manifest.target}; rerun to resume")
+        status, reason = "pending", f"not finished: {failure}"
     finally:
         bar.close()
         run.seconds = time.monotonic() - t0
@@ -357,6 +368,8 @@ def _execute(spec, source, location, manifest: Manifest, select, n_workers, acto
         else:
             run.missing = manifest.add_missing(source.chunks(), status, reason)
         manifest.write()
+    if failure is not None:
+        raise failure
     if "html" in spec.get("formats", ()) and not location.remote:
         _write_index(location, manifest)
     _summary(run, manifest, quiet)

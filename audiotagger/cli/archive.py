@@ -17,7 +17,8 @@ def add_archive_arguments(p: argparse.ArgumentParser, *, embed: bool = False) ->
     a = p.add_argument_group("archives on Ray (--ray)")
     a.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="spread the files over a Ray cluster: no ADDRESS starts a local one sized to this "
-                        "machine; 'auto', HOST:PORT or ray://HOST:PORT joins an existing one. Writes "
+                        "machine; 'auto' or HOST:PORT joins an existing one (from one of its machines). "
+                        "Writes "
                         f"<-o>/{MANIFEST_NAME}; rerunning the command skips what is done")
     a.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="worker actors, each loading the model once (default: one per CPU of the cluster)")
