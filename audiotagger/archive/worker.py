@@ -44,6 +44,14 @@ def limit_memory(budget: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
+def lift_memory_limit() -> None:
+    """Undo :func:`limit_memory`: the soft ``RLIMIT_DATA`` back to the hard one."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
+
+
 def configure_engines(threads: int) -> None:
     """Settings of a long-running worker, before any model loads.
 
@@ -118,6 +126,24 @@ class ArchiveWorker:
         self.memory = spec.get("memory") or default_memory(workers_on_node(spec.get("worker_cpus") or 1))
         limit_memory(self.memory)
 
+    def recover(self) -> None:
+        """Reload the job after a file ran out of memory, then set the limit again.
+
+        The file's buffers may stay with the backend (ONNX Runtime's arenas keep what they grew to), which
+        would leave the next files less than their budget, down to no room for a thread's stack. So the
+        limit is lifted, the backend dropped and loaded afresh, and the limit set from the new footprint.
+        """
+        import gc
+
+        from .jobs import make_job
+
+        lift_memory_limit()
+        self.job = None
+        gc.collect()
+        self.job = make_job(self.spec)
+        self.job.load()
+        limit_memory(self.memory)
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Process every input of ``batch`` (columns ``given``, ``key``, ``rel``, ``error``); one row each.
 
@@ -162,6 +188,7 @@ class ArchiveWorker:
             row.update(status="failed", error=f"{given}: out of memory while processing this file (more than "
                                               f"{_gb(self.memory)} for one file; raise "
                                               "--memory-per-worker or use fewer --workers per machine)")
+            self.recover()
         except (AudioTaggerError, OSError) as exc:
             msg = error_line(exc).removeprefix("audiotagger: error: ")
             row.update(status="failed", error=msg if given in msg or key in msg else f"{given}: {msg}")
