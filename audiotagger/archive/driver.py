@@ -111,11 +111,13 @@ class Selector:
 
     def claim(self, given: str, rel: str) -> str:
         """Claim the outputs of one input; "" or the one-line error of a clash."""
+        from .jobs import input_stem
+
         names = self.job.names(given)
         if not names:
             return ""                                          # records go into shards: no file of its own
         targets = [self.out.target(rel, name) for name in names.values()]
-        stem = int(path_hashes([self.out.target(rel, Path(next(iter(names.values()))).stem)])[0])
+        stem = int(path_hashes([self.out.target(rel, input_stem(given))])[0])
         clash = contains(self.taken, path_hashes(targets))
         if stem in self.claimed or clash.any():
             target = targets[int(np.argmax(clash))] if clash.any() else targets[0]

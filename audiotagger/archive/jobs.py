@@ -50,7 +50,8 @@ def warm_up(run_file) -> None:
         run_file(path)
 
 
-def _stem(given: str) -> str:
+def input_stem(given: str) -> str:
+    """The stem an input's outputs are named after (``<stem>.<ext>``): of the path, or of the URL's path."""
     return PurePosixPath(given.split("?", 1)[0]).stem if is_remote(given) else Path(given).stem
 
 
@@ -100,7 +101,7 @@ class TagJob:
         """Output file name per format (``<stem>.<ext>``, as the plain CLI names them)."""
         from ..tag.tagger import output_paths
 
-        paths = output_paths(Path(_stem(given) + ".x"), "", self.spec["formats"])
+        paths = output_paths(Path(input_stem(given) + ".x"), "", self.spec["formats"])
         return {fmt: p.name for fmt, p in paths.items()}
 
     def run(self, local: str, given: str, key: str, targets: dict[str, Path]) -> FileInfo:
@@ -155,7 +156,7 @@ class EmbedJob:
         """``{format: <stem>.<ext>}``; nothing when records go into shards."""
         if self.spec["sharded"]:
             return {}
-        return {self.spec["format"]: f"{_stem(given)}.{self.spec['format']}"}
+        return {self.spec["format"]: f"{input_stem(given)}.{self.spec['format']}"}
 
     def run(self, local: str, given: str, key: str, targets: dict[str, Path]) -> FileInfo:
         """Embed ``local``; write its file, or return its labelled record for a shard."""
@@ -178,7 +179,7 @@ class EmbedJob:
             labels = self.labels.get(key, self.labels.get(os.path.basename(key)))
             if labels is None:
                 raise DataError(f"{given}: no row in --labels-csv {self.spec['labels_csv']}")
-        record = encode_sequence_example(_stem(given), emb.embedding, 0.0, emb.duration, labels)
+        record = encode_sequence_example(input_stem(given), emb.embedding, 0.0, emb.duration, labels)
         return FileInfo(float(emb.duration), record=record)
 
 

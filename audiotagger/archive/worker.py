@@ -83,12 +83,11 @@ def default_memory(workers_here: float) -> int | None:
     return int(total * MEMORY_SHARE / max(1.0, workers_here))
 
 
-def workers_on_node(cpus_per_worker: float) -> float:
-    """How many workers of ``cpus_per_worker`` CPUs this worker's Ray node holds (1 outside Ray)."""
+def workers_on_node(node: str, cpus_per_worker: float) -> float:
+    """How many workers of ``cpus_per_worker`` CPUs the Ray node ``node`` holds (1 outside Ray)."""
     try:
         import ray
 
-        node = ray.get_runtime_context().get_node_id()
         cpus = next(n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node)
     except Exception:  # noqa: BLE001  (outside Ray, or the node not listed)
         return 1.0
@@ -107,14 +106,12 @@ class ArchiveWorker:
     """
 
     def __init__(self, spec: dict[str, Any]):
-        from .jobs import make_job
         from .storage import OutputLocation
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         configure_engines(spec.get("threads") or 1)
         self.spec = spec
-        self.job = make_job(spec)
-        self.job.load()
+        self._load_job()
         self.out = OutputLocation(spec["output"])
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         try:
@@ -123,8 +120,15 @@ class ArchiveWorker:
             self.node = ray.get_runtime_context().get_node_id()
         except Exception:  # noqa: BLE001  (outside Ray, e.g. in a unit test)
             self.node = ""
-        self.memory = spec.get("memory") or default_memory(workers_on_node(spec.get("worker_cpus") or 1))
+        self.memory = spec.get("memory") or default_memory(workers_on_node(self.node,
+                                                                           spec.get("worker_cpus") or 1))
         limit_memory(self.memory)
+
+    def _load_job(self) -> None:
+        from .jobs import make_job
+
+        self.job = make_job(self.spec)
+        self.job.load()
 
     def recover(self) -> None:
         """Reload the job after a file ran out of memory, then set the limit again.
@@ -135,13 +139,10 @@ class ArchiveWorker:
         """
         import gc
 
-        from .jobs import make_job
-
         lift_memory_limit()
         self.job = None
         gc.collect()
-        self.job = make_job(self.spec)
-        self.job.load()
+        self._load_job()
         limit_memory(self.memory)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -149,9 +150,8 @@ class ArchiveWorker:
 
         An input that arrives with an ``error`` (an output name another input claimed) fails unprocessed.
         """
-        errors = batch.get("error", [""] * len(batch["key"]))
-        rows = [self.process(str(g), str(k), str(r), str(e))
-                for g, k, r, e in zip(batch["given"], batch["key"], batch["rel"], errors, strict=True)]
+        columns = (batch["given"], batch["key"], batch["rel"], batch["error"])
+        rows = [self.process(str(g), str(k), str(r), str(e)) for g, k, r, e in zip(*columns, strict=True)]
         out = {}
         for col in ROW_COLUMNS:
             values = [row[col] for row in rows]

@@ -310,7 +310,7 @@ def pack_tfrecords(spec: str | os.PathLike, target: str | os.PathLike, *,
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     ids, ns, rows, labs = [], [], [], []
-    total, row_bytes = 0, CLIP_SECONDS * EMBEDDING_SIZE
+    total, empty, row_bytes = 0, 0, CLIP_SECONDS * EMBEDDING_SIZE
     with tempfile.TemporaryFile(dir=target.parent, prefix=".packing-") as raw:
         for part in _record_batches(spec, parallel):
             keep = part["n"] > 0
@@ -322,8 +322,9 @@ def pack_tfrecords(spec: str | os.PathLike, target: str | os.PathLike, *,
             ids.append(part["id"][keep])
             ns.append(part["n"][keep])
             total += int(keep.sum())
-            if not keep.all():
-                _warn_empty(spec, int((~keep).sum()))
+            empty += int((~keep).sum())
+        if empty:
+            _warn_empty(spec, empty)
         if total == 0:
             raise DataError(f"{spec}: the TFRecord files hold no clips with embeddings")
         raw.seek(0)
